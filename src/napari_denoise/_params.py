@@ -1,0 +1,197 @@
+"""Checking and normalising the arguments every filter shares.
+
+Each helper raises ``ValueError`` or ``TypeError`` whose message starts with the
+name of the offending parameter, so that a script author (or the widget, which
+turns these exceptions into notifications) sees at once what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+try:  # dask is a napari dependency, but the numerics must work without it
+    import dask.array as da
+except ImportError:  # pragma: no cover - exercised only without dask
+    da = None
+
+__all__ = [
+    "as_image",
+    "is_lazy",
+    "resolve_spatial_axes",
+    "per_axis",
+    "resolve_spacing",
+    "lengths_to_pixels",
+    "sizes_to_pixels",
+    "optional_positive",
+    "check_choice",
+]
+
+BORDER_MODES = ("reflect", "nearest", "mirror", "constant", "wrap")
+
+
+def is_lazy(image) -> bool:
+    """True for a dask array (results then stay lazy)."""
+    return da is not None and isinstance(image, da.Array)
+
+
+def as_image(image, name: str = "image"):
+    """Return ``image`` as a numpy or dask array with a real numeric dtype.
+
+    Chunked array-likes (zarr, h5py, tensorstore) become dask arrays so that
+    they are never loaded whole; anything else goes through ``np.asarray``.
+    """
+    if image is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    if not (isinstance(image, np.ndarray) or is_lazy(image)):
+        if da is not None and hasattr(image, "chunks") and hasattr(image, "dtype"):
+            image = da.from_array(image, chunks=image.chunks if _plain_chunks(image) else "auto")
+        else:
+            image = np.asarray(image)
+    dtype = np.dtype(image.dtype)
+    if dtype.kind not in "buif":
+        raise TypeError(
+            f"{name}: dtype {dtype} is not supported; expected booleans, "
+            "integers or real floating point numbers"
+        )
+    if image.ndim < 1:
+        raise ValueError(f"{name}: expected at least one dimension, got a scalar")
+    return image
+
+
+def _plain_chunks(image) -> bool:
+    chunks = image.chunks
+    return isinstance(chunks, tuple) and all(isinstance(c, numbers.Integral) for c in chunks)
+
+
+def resolve_spatial_axes(ndim: int, spatial_axes=None, *, min_axes: int = 1) -> tuple[int, ...]:
+    """Normalise ``spatial_axes`` to sorted, non-negative axis indices.
+
+    Default: every axis when ``ndim <= 3``, otherwise the last three. Every axis
+    not listed is processed independently (time, channel, position).
+    """
+    if spatial_axes is None:
+        axes = tuple(range(max(0, ndim - 3), ndim))
+    else:
+        if isinstance(spatial_axes, numbers.Integral):
+            spatial_axes = (spatial_axes,)
+        try:
+            raw = list(spatial_axes)
+        except TypeError:
+            raise TypeError(
+                f"spatial_axes: expected a sequence of axis indices, got {spatial_axes!r}"
+            ) from None
+        axes_list = []
+        for ax in raw:
+            if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, numbers.Integral):
+                raise TypeError(f"spatial_axes: axis {ax!r} is not an integer")
+            if not -ndim <= ax < ndim:
+                raise ValueError(
+                    f"spatial_axes: axis {ax} is out of range for an image with {ndim} dimensions"
+                )
+            axes_list.append(int(ax) % ndim)
+        if len(set(axes_list)) != len(axes_list):
+            raise ValueError(f"spatial_axes: axes are repeated in {tuple(raw)}")
+        axes = tuple(sorted(axes_list))
+    if len(axes) < min_axes:
+        raise ValueError(
+            f"spatial_axes: this filter needs at least {min_axes} spatial axes, "
+            f"got {len(axes)} (image has {ndim} dimensions)"
+        )
+    return axes
+
+
+def _finite_number(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    return value
+
+
+def per_axis(value, n_axes: int, name: str, *, allow_zero: bool = True) -> tuple[float, ...]:
+    """One non-negative finite number per spatial axis from a scalar or a sequence."""
+    if isinstance(value, Sequence) or isinstance(value, np.ndarray):
+        values = [_finite_number(v, name) for v in np.asarray(value, dtype=object).ravel()]
+        if len(values) != n_axes:
+            raise ValueError(
+                f"{name}: expected one value or {n_axes} values (one per spatial axis), "
+                f"got {len(values)}"
+            )
+    else:
+        values = [_finite_number(value, name)] * n_axes
+    for v in values:
+        if v < 0 or (v == 0 and not allow_zero):
+            bound = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"{name}: must be {bound}, got {v}")
+    return tuple(values)
+
+
+def resolve_spacing(spacing, n_axes: int) -> tuple[float, ...] | None:
+    """Voxel size per spatial axis (e.g. a napari layer's ``scale``), or None."""
+    if spacing is None:
+        return None
+    values = per_axis(spacing, n_axes, "spacing", allow_zero=False)
+    return values
+
+
+def lengths_to_pixels(value, spacing, n_axes: int, name: str) -> tuple[float, ...]:
+    """A length (sigma) in physical units, or pixels without spacing, to pixels per axis."""
+    values = per_axis(value, n_axes, name)
+    if spacing is None:
+        return values
+    return tuple(v / s for v, s in zip(values, spacing))
+
+
+def closest_odd(pixels: float) -> int:
+    """The odd whole number closest to ``pixels`` (ties go up), at least 1."""
+    n = 2 * math.floor((pixels - 1) / 2 + 0.5) + 1
+    return max(1, int(n))
+
+
+def sizes_to_pixels(value, spacing, n_axes: int, name: str) -> tuple[int, ...]:
+    """A window size in physical units (or pixels) to an odd pixel count per axis.
+
+    Without ``spacing`` a whole pixel count is taken as it is (even sizes are
+    allowed, as in scipy); with ``spacing`` each axis gets the odd pixel count
+    closest to ``value / spacing``, at least 1.
+    """
+    values = per_axis(value, n_axes, name, allow_zero=False)
+    if spacing is None:
+        out = []
+        for v in values:
+            if v != int(v):
+                raise ValueError(
+                    f"{name}: without spacing a size is a whole number of pixels, got {v}"
+                )
+            out.append(int(v))
+        return tuple(out)
+    return tuple(closest_odd(v / s) for v, s in zip(values, spacing))
+
+
+def optional_positive(value, name: str, *, allow_zero: bool = False) -> float | None:
+    """None (meaning: estimate from the data) or a finite positive number."""
+    if value is None:
+        return None
+    v = _finite_number(value, name)
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'non-negative' if allow_zero else 'positive'}, got {v}")
+    return v
+
+
+def check_choice(value, choices, name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,99 @@
+"""The one table of filters: widgets, manifest entries and docs follow from it.
+
+Each entry names a public function of :mod:`napari_denoise.filters` and says
+how it appears in napari. Parameters, defaults, tooltips and types come from
+the function's own signature and docstring, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from . import filters
+
+__all__ = ["FilterSpec", "FILTERS", "FAMILIES", "by_name", "widget_parameters", "COMMON_PARAMETERS"]
+
+# Family -> submenu label under Layers > Filters.
+FAMILIES = {"denoise": "Denoise", "edges": "Edges"}
+
+# Arguments the widget fills from the layer rather than from a control.
+COMMON_PARAMETERS = ("image", "spacing", "spatial_axes")
+
+# How a parameter is written in layer names.
+SYMBOLS = {"sigma": "σ", "sigma_spatial": "σ", "low_sigma": "σ", "size": "size"}
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """How one filter appears in napari.
+
+    name: public function name (``napari_denoise.<name>``), also the command id.
+    display_name: widget title, fixed (scripts dock widgets by it).
+    family: key of :data:`FAMILIES`.
+    lengths: parameters given in the layer's physical units (converted to voxels
+        with the layer's scale); ``sizes`` are the ones rounded to odd voxel counts.
+    """
+
+    name: str
+    display_name: str
+    family: str
+    lengths: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+
+    @property
+    def function(self):
+        return getattr(filters, self.name)
+
+    @property
+    def command_id(self) -> str:
+        return f"napari-denoise.{self.name}"
+
+    @property
+    def widget_class_name(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_")) + "Widget"
+
+    @property
+    def python_name(self) -> str:
+        return f"napari_denoise._widgets:{self.widget_class_name}"
+
+    @property
+    def summary(self) -> str:
+        return inspect.getdoc(self.function).splitlines()[0]
+
+
+FILTERS: tuple[FilterSpec, ...] = (
+    FilterSpec("gaussian", "Gaussian", "denoise", lengths=("sigma",)),
+    FilterSpec("mean", "Mean", "denoise", lengths=("size",), sizes=("size",)),
+    FilterSpec("median", "Median", "denoise", lengths=("size",), sizes=("size",)),
+    FilterSpec("bilateral", "Bilateral", "denoise", lengths=("sigma_spatial",)),
+    FilterSpec("total_variation", "Total variation", "denoise"),
+    FilterSpec("wavelet", "Wavelet", "denoise"),
+    FilterSpec("non_local_means", "Non-local means", "denoise"),
+    FilterSpec("sobel", "Sobel", "edges"),
+    FilterSpec("scharr", "Scharr", "edges"),
+    FilterSpec("prewitt", "Prewitt", "edges"),
+    FilterSpec("laplace", "Laplace", "edges"),
+    FilterSpec("gradient_magnitude", "Gradient magnitude", "edges", lengths=("sigma",)),
+    FilterSpec("laplacian_of_gaussian", "Laplacian of Gaussian", "edges", lengths=("sigma",)),
+    FilterSpec(
+        "difference_of_gaussians",
+        "Difference of Gaussians",
+        "edges",
+        lengths=("low_sigma", "high_sigma"),
+    ),
+    FilterSpec("canny", "Canny", "edges", lengths=("sigma",)),
+)
+
+
+def by_name(name: str) -> FilterSpec:
+    for spec in FILTERS:
+        if name in (spec.name, spec.display_name):
+            return spec
+    raise KeyError(name)
+
+
+def widget_parameters(spec: FilterSpec) -> list[inspect.Parameter]:
+    """The function's parameters that get a control in the widget, in order."""
+    signature = inspect.signature(spec.function.plan)
+    return [p for name, p in signature.parameters.items() if name not in COMMON_PARAMETERS]

@@ -1,0 +1,34 @@
+"""Pure array functions: no napari, no Qt. Grouped by family."""
+
+from .denoise import bilateral, non_local_means, total_variation, wavelet
+from .edges import (
+    canny,
+    difference_of_gaussians,
+    gradient_magnitude,
+    laplace,
+    laplacian_of_gaussian,
+    prewitt,
+    scharr,
+    sobel,
+)
+from .noise import estimate_noise
+from .smoothing import gaussian, mean, median
+
+__all__ = [
+    "gaussian",
+    "mean",
+    "median",
+    "bilateral",
+    "total_variation",
+    "wavelet",
+    "non_local_means",
+    "sobel",
+    "scharr",
+    "prewitt",
+    "laplace",
+    "gradient_magnitude",
+    "laplacian_of_gaussian",
+    "difference_of_gaussians",
+    "canny",
+    "estimate_noise",
+]

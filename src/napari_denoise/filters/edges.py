@@ -1,0 +1,464 @@
+"""Edge filters: Sobel, Scharr, Prewitt, Laplace, Gaussian derivatives, DoG, Canny.
+
+Derivatives are per physical unit when ``spacing`` is given: each axis'
+derivative is divided by that axis' voxel size (second derivatives by its
+square) before the axes are combined, so an edge of a given physical slope
+gives the same response along z as along x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage import feature
+
+from .._params import _finite_number, lengths_to_pixels, optional_positive
+from ._base import BorderMode, Plan, check_mode, filter_function, last_two, setup
+from .smoothing import check_truncate, gaussian_radius
+
+__all__ = [
+    "sobel",
+    "scharr",
+    "prewitt",
+    "laplace",
+    "gradient_magnitude",
+    "laplacian_of_gaussian",
+    "difference_of_gaussians",
+    "canny",
+]
+
+# Derivative and (normalised) smoothing weights, as in skimage.filters.
+_DERIVATIVE = np.array([-1.0, 0.0, 1.0])
+_SMOOTHING = {
+    "sobel": np.array([1.0, 2.0, 1.0]) / 4,
+    "scharr": np.array([3.0, 10.0, 3.0]) / 16,
+    "prewitt": np.array([1.0, 1.0, 1.0]) / 3,
+}
+
+
+def _unit_spacing(spacing, n):
+    return spacing if spacing is not None else (1.0,) * n
+
+
+def _edge_magnitude_plan(name, image, spacing, spatial_axes, mode, cval) -> Plan:
+    image, axes, spacing = setup(image, spatial_axes, spacing)
+    mode = check_mode(mode)
+    cval = _finite_number(cval, "cval")
+    steps = _unit_spacing(spacing, len(axes))
+    smooth = _SMOOTHING[name]
+
+    def core(block, _context):
+        total = np.zeros(block.shape, np.float32)
+        for edge_axis in range(block.ndim):
+            component = ndimage.correlate1d(block, _DERIVATIVE, axis=edge_axis, mode=mode, cval=cval)
+            for axis in range(block.ndim):
+                if axis != edge_axis:
+                    ndimage.correlate1d(component, smooth, axis=axis, output=component, mode=mode, cval=cval)
+            component /= np.float32(steps[edge_axis])
+            np.square(component, out=component)
+            total += component
+        total /= np.float32(block.ndim)
+        return np.sqrt(total, out=total)
+
+    return Plan(name, image, axes, core, None if mode == "wrap" else (1,) * len(axes), cost=2e-8)
+
+
+_EDGE_DOC = """{title} edge magnitude across the spatial axes.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis. Each axis' derivative is divided by
+        it, giving a gradient per physical unit. Default: 1 pixel.
+    spatial_axes : sequence of int, optional
+        Axes to differentiate along (default: all of a 2-D/3-D image, the last
+        three otherwise). Other axes are processed independently.
+    mode : {{'reflect', 'nearest', 'mirror', 'constant', 'wrap'}}, default 'reflect'
+        Border handling.
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 array of the input's shape: ``sqrt(mean over axes of g_i²)``
+        where ``g_i`` is the {title} derivative along axis i.
+
+    Notes
+    -----
+    Without spacing, equal to ``skimage.filters.{name}`` on the float32 image
+    over the spatial axes with the same mode (a 1-D image gives ``|g|``).
+    """
+
+
+def _make_edge_filter(name: str, title: str):
+    def planner(
+        image,
+        *,
+        spacing=None,
+        spatial_axes=None,
+        mode: BorderMode = "reflect",
+        cval: float = 0.0,
+    ) -> Plan:
+        return _edge_magnitude_plan(name, image, spacing, spatial_axes, mode, cval)
+
+    planner.__name__ = planner.__qualname__ = name
+    planner.__doc__ = _EDGE_DOC.format(title=title, name=name)
+    return filter_function(planner)
+
+
+sobel = _make_edge_filter("sobel", "Sobel")
+scharr = _make_edge_filter("scharr", "Scharr")
+prewitt = _make_edge_filter("prewitt", "Prewitt")
+
+
+@filter_function
+def laplace(
+    image,
+    *,
+    spacing=None,
+    spatial_axes=None,
+    mode: BorderMode = "reflect",
+    cval: float = 0.0,
+) -> Plan:
+    """Discrete Laplacian (sum of second differences) across the spatial axes.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis; each axis' second difference is
+        divided by its square (Laplacian per unit²). Default: 1 pixel.
+    spatial_axes : sequence of int, optional
+        Axes to differentiate along (default: all of a 2-D/3-D image, the last
+        three otherwise). Other axes are processed independently.
+    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
+        Border handling.
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 array. Without spacing equal to ``scipy.ndimage.laplace``.
+    """
+    image, axes, spacing = setup(image, spatial_axes, spacing)
+    mode = check_mode(mode)
+    cval = _finite_number(cval, "cval")
+    steps = _unit_spacing(spacing, len(axes))
+    weights = np.array([1.0, -2.0, 1.0])
+
+    def core(block, _context):
+        total = np.zeros(block.shape, np.float32)
+        for axis in range(block.ndim):
+            term = ndimage.correlate1d(block, weights, axis=axis, mode=mode, cval=cval)
+            if steps[axis] != 1.0:
+                term /= np.float32(steps[axis] ** 2)
+            total += term
+        return total
+
+    return Plan("laplace", image, axes, core, None if mode == "wrap" else (1,) * len(axes), cost=1e-8)
+
+
+def _gaussian_setup(image, sigma, spacing, spatial_axes, mode, truncate, cval, name="sigma"):
+    image, axes, spacing = setup(image, spatial_axes, spacing)
+    mode = check_mode(mode)
+    truncate = check_truncate(truncate)
+    cval = _finite_number(cval, "cval")
+    sigma_px = lengths_to_pixels(sigma, spacing, len(axes), name)
+    return image, axes, _unit_spacing(spacing, len(axes)), mode, truncate, cval, sigma_px
+
+
+def _derivative_sum(block, sigma_px, steps, order, mode, truncate, cval):
+    """Sum over axes of (Gaussian derivative of ``order`` along the axis / step**order)^p."""
+    total = np.zeros(block.shape, np.float32)
+    for axis in range(block.ndim):
+        orders = [0] * block.ndim
+        orders[axis] = order
+        term = ndimage.gaussian_filter(
+            block, sigma_px, order=orders, mode=mode, truncate=truncate, cval=cval
+        )
+        if steps[axis] != 1.0:
+            term /= np.float32(steps[axis] ** order)
+        if order == 1:
+            np.square(term, out=term)
+        total += term
+    return total
+
+
+@filter_function
+def gradient_magnitude(
+    image,
+    sigma=1.0,
+    *,
+    spacing=None,
+    spatial_axes=None,
+    mode: BorderMode = "reflect",
+    truncate: float = 4.0,
+    cval: float = 0.0,
+) -> Plan:
+    """Gradient magnitude with Gaussian derivatives.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    sigma : float or sequence of float, default 1.0
+        Gaussian standard deviation, in the units of ``spacing`` (pixels
+        without it); one value or one per spatial axis.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis. Derivatives are per physical unit:
+        a linear ramp of slope s per unit gives s, whatever the voxel size.
+    spatial_axes : sequence of int, optional
+        Axes to differentiate along (default: all of a 2-D/3-D image, the last
+        three otherwise). Other axes are processed independently.
+    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
+        Border handling.
+    truncate : float, default 4.0
+        Kernel radius in standard deviations.
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 array. Without spacing equal to
+        ``scipy.ndimage.gaussian_gradient_magnitude``.
+    """
+    image, axes, steps, mode, truncate, cval, sigma_px = _gaussian_setup(
+        image, sigma, spacing, spatial_axes, mode, truncate, cval
+    )
+
+    def core(block, _context):
+        total = _derivative_sum(block, sigma_px, steps, 1, mode, truncate, cval)
+        return np.sqrt(total, out=total)
+
+    radius = gaussian_radius(sigma_px, truncate)
+    return Plan(
+        "gradient_magnitude",
+        image,
+        axes,
+        core,
+        None if mode == "wrap" else radius,
+        cost=2.5e-8 * len(axes),
+        params={"sigma": sigma_px},
+    )
+
+
+@filter_function
+def laplacian_of_gaussian(
+    image,
+    sigma=1.0,
+    *,
+    spacing=None,
+    spatial_axes=None,
+    mode: BorderMode = "reflect",
+    truncate: float = 4.0,
+    cval: float = 0.0,
+) -> Plan:
+    """Laplacian of Gaussian (LoG): blob and edge detector.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    sigma : float or sequence of float, default 1.0
+        Gaussian standard deviation, in the units of ``spacing`` (pixels
+        without it); one value or one per spatial axis.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis; second derivatives are per unit².
+    spatial_axes : sequence of int, optional
+        Axes to filter across (default: all of a 2-D/3-D image, the last three
+        otherwise). Other axes are processed independently.
+    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
+        Border handling.
+    truncate : float, default 4.0
+        Kernel radius in standard deviations.
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 array (not scale-normalised: multiply by σ² to compare scales).
+        Without spacing equal to ``scipy.ndimage.gaussian_laplace``.
+    """
+    image, axes, steps, mode, truncate, cval, sigma_px = _gaussian_setup(
+        image, sigma, spacing, spatial_axes, mode, truncate, cval
+    )
+
+    def core(block, _context):
+        return _derivative_sum(block, sigma_px, steps, 2, mode, truncate, cval)
+
+    radius = gaussian_radius(sigma_px, truncate)
+    return Plan(
+        "laplacian_of_gaussian",
+        image,
+        axes,
+        core,
+        None if mode == "wrap" else radius,
+        cost=2.5e-8 * len(axes),
+        params={"sigma": sigma_px},
+    )
+
+
+@filter_function
+def difference_of_gaussians(
+    image,
+    low_sigma=1.0,
+    high_sigma=None,
+    *,
+    spacing=None,
+    spatial_axes=None,
+    mode: BorderMode = "reflect",
+    truncate: float = 4.0,
+    cval: float = 0.0,
+) -> Plan:
+    """Difference of Gaussians (band-pass): Gaussian(low) − Gaussian(high).
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    low_sigma : float or sequence of float, default 1.0
+        Standard deviation of the narrower Gaussian, in the units of
+        ``spacing`` (pixels without it).
+    high_sigma : float or sequence of float, optional
+        Standard deviation of the wider Gaussian, not smaller than
+        ``low_sigma`` on any axis. Default: 1.6 × ``low_sigma``.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis. Default: 1 pixel.
+    spatial_axes : sequence of int, optional
+        Axes to filter across (default: all of a 2-D/3-D image, the last three
+        otherwise). Other axes are processed independently.
+    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
+        Border handling (scikit-image's own default is 'nearest').
+    truncate : float, default 4.0
+        Kernel radius in standard deviations.
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        float32 array. Equal to ``skimage.filters.difference_of_gaussians`` on
+        the float32 image with the same mode.
+    """
+    image, axes, steps, mode, truncate, cval, low_px = _gaussian_setup(
+        image, low_sigma, spacing, spatial_axes, mode, truncate, cval, name="low_sigma"
+    )
+    if high_sigma is None:
+        high_px = tuple(1.6 * s for s in low_px)
+    else:
+        high_px = lengths_to_pixels(high_sigma, spacing, len(axes), "high_sigma")
+    if any(h < l for h, l in zip(high_px, low_px)):
+        raise ValueError("high_sigma: must not be smaller than low_sigma on any axis")
+
+    def core(block, _context):
+        low = ndimage.gaussian_filter(block, low_px, mode=mode, truncate=truncate, cval=cval)
+        high = ndimage.gaussian_filter(block, high_px, mode=mode, truncate=truncate, cval=cval)
+        low -= high
+        return low
+
+    return Plan(
+        "difference_of_gaussians",
+        image,
+        axes,
+        core,
+        None if mode == "wrap" else gaussian_radius(high_px, truncate),
+        cost=5e-8,
+        params={"low_sigma": low_px, "high_sigma": high_px},
+    )
+
+
+@filter_function
+def canny(
+    image,
+    sigma=1.0,
+    low_threshold=None,
+    high_threshold=None,
+    *,
+    spacing=None,
+    spatial_axes=None,
+    use_quantiles: bool = False,
+    mode: BorderMode = "reflect",
+    cval: float = 0.0,
+) -> Plan:
+    """Canny edge detector, plane by plane.
+
+    Canny is a 2-D method: it runs on each 2-D plane spanned by the last two
+    spatial axes; every other axis (z, time, channel) is looped over.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype. It is never modified.
+    sigma : float or sequence of float, default 1.0
+        Gaussian smoothing before differentiation, in the units of ``spacing``
+        (pixels without it); one value or one per plane axis.
+    low_threshold, high_threshold : float, optional
+        Hysteresis thresholds on the Sobel gradient magnitude of the smoothed
+        plane, in the image's units (or quantiles in [0, 1] with
+        ``use_quantiles``). Default when both are None: the 0.8 and 0.9
+        quantiles of each plane's gradient magnitude, which neither the dtype
+        nor the intensity scale changes.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis (only the last two are used).
+    spatial_axes : sequence of int, optional
+        At least two axes; the last two form the planes.
+    use_quantiles : bool, default False
+        Read the thresholds as quantiles of the gradient magnitude.
+    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
+        Border handling of the smoothing (scikit-image defaults to 'constant',
+        which marks the image frame as an edge).
+    cval : float, default 0.0
+        Value outside the image for ``mode='constant'``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        bool array of the input's shape, True on edges. Equal to
+        ``skimage.feature.canny`` on each float32 plane.
+    """
+    image, axes, spacing = setup(image, spatial_axes, spacing, min_axes=2)
+    plane_axes = last_two(axes)
+    plane_spacing = None if spacing is None else spacing[-2:]
+    mode = check_mode(mode)
+    cval = _finite_number(cval, "cval")
+    sigma_px = lengths_to_pixels(sigma, plane_spacing, 2, "sigma")
+    low = optional_positive(low_threshold, "low_threshold", allow_zero=True)
+    high = optional_positive(high_threshold, "high_threshold", allow_zero=True)
+    quantiles = bool(use_quantiles)
+    if low is None and high is None:
+        low, high, quantiles = 0.8, 0.9, True
+    if quantiles:
+        for name, value in (("low_threshold", low), ("high_threshold", high)):
+            if value is not None and value > 1:
+                raise ValueError(f"{name}: a quantile must lie in [0, 1], got {value}")
+    if low is not None and high is not None and low > high:
+        raise ValueError("low_threshold: must not be larger than high_threshold")
+
+    def core(block, _context):
+        return feature.canny(
+            block,
+            sigma=sigma_px,
+            low_threshold=low,
+            high_threshold=high,
+            use_quantiles=quantiles,
+            mode=mode,
+            cval=cval,
+        )
+
+    return Plan(
+        "canny",
+        image,
+        plane_axes,
+        core,
+        None,
+        out_dtype=np.bool_,
+        cost=2e-7,
+        params={"sigma": sigma_px, "low_threshold": low, "high_threshold": high},
+    )
