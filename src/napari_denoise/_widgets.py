@@ -1,0 +1,532 @@
+"""napari widgets: one per filter of the table in :mod:`._registry`.
+
+This is the only module that touches Qt. A :class:`FilterWidget` maps an Image
+layer (its scale, units and axis labels) onto a filter function, runs the
+filter's :class:`~napari_denoise._execution.Plan` in a napari thread worker
+with progress and cancel, and adds the result as a layer that sits exactly on
+its source. Its controls are generated from the function's signature and
+docstring, so each filter is described once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+import types
+import typing
+import weakref
+
+import docstring_parser
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils import cancelable_progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+
+from ._layer_axes import axes_of_layer
+from ._parsing import format_value, parse_value
+from ._recipe import METADATA_KEY, call_arguments, recipe, result_name, voxel_sizes, warnings_for
+from ._registry import FILTERS, FilterSpec, widget_parameters
+
+__all__ = ["FilterWidget", *(spec.widget_class_name for spec in FILTERS)]
+
+VOLUME = "volume (3D)"
+PLANES = "each 2D plane"
+PREVIEW_KEY = "napari_denoise_preview"
+PREVIEW_DELAY_MS = 250
+
+
+def _hints(spec: FilterSpec) -> dict:
+    try:
+        return typing.get_type_hints(spec.function.plan)
+    except Exception:  # pragma: no cover - unresolvable annotation
+        return {}
+
+
+def _is_int(annotation) -> bool:
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    return int in args
+
+
+def _tooltips(spec: FilterSpec) -> dict:
+    parsed = docstring_parser.parse(inspect.getdoc(spec.function) or "")
+    return {p.arg_name: " ".join((p.description or "").split()) for p in parsed.params}
+
+
+class _Control:
+    """One parameter's widget and how to read it."""
+
+    def __init__(self, name, widget, read):
+        self.name, self.widget, self.read = name, widget, read
+
+
+def _make_control(spec: FilterSpec, parameter: inspect.Parameter, annotation, tooltip: str) -> _Control:
+    name, default = parameter.name, parameter.default
+    optional = default is None
+    if typing.get_origin(annotation) is typing.Literal:
+        widget = ComboBox(name=name, choices=list(typing.get_args(annotation)), value=default)
+        return _Control(name, widget, lambda w=widget: w.value)
+    if isinstance(default, bool):
+        widget = CheckBox(name=name, value=default, label=name)
+        return _Control(name, widget, lambda w=widget: bool(w.value))
+    if name == "wavelet_name":
+        import pywt
+
+        widget = ComboBox(name=name, choices=pywt.wavelist(kind="discrete"), value=default)
+        return _Control(name, widget, lambda w=widget: w.value)
+    if isinstance(default, int) and not isinstance(default, bool):
+        widget = SpinBox(name=name, value=default, min=1, max=100_000)
+        return _Control(name, widget, lambda w=widget: int(w.value))
+    integer = _is_int(annotation) and name not in spec.lengths
+    widget = LineEdit(name=name, value="" if optional else format_value(default))
+    if optional:
+        with contextlib.suppress(AttributeError):
+            widget.native.setPlaceholderText("auto (estimated)" if name not in spec.lengths else "auto")
+
+    def read(w=widget):
+        return parse_value(w.value, name, allow_none=optional, integer=integer)
+
+    return _Control(name, widget, read)
+
+
+class FilterWidget(Container):
+    """Dock widget for one filter; subclasses set :attr:`spec`.
+
+    Scripts set parameters by name (``widget.sigma.value = 0.5``) and call
+    ``widget()``, which starts the same background run as the Run button and
+    returns the worker (or None when the input was refused).
+    """
+
+    spec: FilterSpec
+
+    def __init__(self, napari_viewer=None):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._worker = None
+        self._cancel_event = threading.Event()
+        self._progress = None
+        self._results: dict[str, weakref.ref] = {}
+        self._preview_state = {"layer": None, "generation": 0, "worker": None}
+        self._last_error = None
+
+        self._image = ComboBox(name="image", label="image", choices=self._image_choices, nullable=True)
+        self._image.tooltip = "Image layer to filter (never modified)."
+        hints, tips = _hints(self.spec), _tooltips(self.spec)
+        self._controls = []
+        for parameter in widget_parameters(self.spec):
+            control = _make_control(self.spec, parameter, hints.get(parameter.name), tips.get(parameter.name, ""))
+            control.widget.tooltip = tips.get(parameter.name, "")
+            self._controls.append(control)
+        self._process_as = ComboBox(name="process_as", label="process as", choices=[VOLUME, PLANES], value=VOLUME)
+        self._process_as.tooltip = (
+            "For a layer with three spatial axes: filter the whole volume (default for z-stacks) "
+            "or each 2D plane on its own."
+        )
+        self._update_result = CheckBox(name="update_result", value=False, label="update result")
+        self._update_result.tooltip = "Replace the data of this widget's previous result for the same layer instead of adding a new layer."
+        self._preview = CheckBox(name="preview", value=False, label="preview")
+        self._preview.tooltip = "Filter only the displayed plane into a temporary layer, updated as you type."
+        self._info = Label(name="info", value="")
+        self._run_button = PushButton(name="run_button", text="Run")
+        self._cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
+        self.extend(
+            [
+                self._image,
+                *(c.widget for c in self._controls),
+                self._process_as,
+                self._update_result,
+                self._preview,
+                self._info,
+                self._run_button,
+                self._cancel_button,
+            ]
+        )
+        self._preview_timer = QTimer()
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._start_preview)
+
+        self._run_button.changed.connect(self.run)
+        self._cancel_button.changed.connect(self.cancel)
+        self._preview.changed.connect(self._on_preview_toggled)
+        for watched in (self._image, self._process_as, *(c.widget for c in self._controls)):
+            watched.changed.connect(self._on_any_change)
+        if napari_viewer is not None:
+            napari_viewer.layers.events.inserted.connect(self._refresh_choices)
+            napari_viewer.layers.events.removed.connect(self._refresh_choices)
+            napari_viewer.dims.events.current_step.connect(self._schedule_preview)
+            napari_viewer.dims.events.ndisplay.connect(self._schedule_preview)
+        preview_state = self._preview_state
+        viewer = napari_viewer
+        self.native.destroyed.connect(lambda *_: _remove_preview(viewer, preview_state))
+        self._refresh_choices()
+
+    # -- layer choice ----------------------------------------------------------
+    def _image_choices(self, *_):
+        viewer = self._viewer
+        if viewer is None:
+            return []
+        return [
+            (layer.name, layer)
+            for layer in viewer.layers
+            if isinstance(layer, Image) and PREVIEW_KEY not in layer.metadata
+        ]
+
+    def _refresh_choices(self, *_):
+        previous = self._image.value
+        self._image.reset_choices()
+        if previous is None and self._viewer is not None:
+            active = self._viewer.layers.selection.active
+            if isinstance(active, Image) and active in [v for _, v in self._image_choices()]:
+                self._image.value = active
+        self._refresh_info()
+
+    def reset_choices(self, *_):
+        self._refresh_choices()
+
+    # -- reading the controls --------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def _layer(self):
+        layer = self._image.value
+        if layer is None:
+            raise ValueError("image: choose an Image layer (none is selected)")
+        if not isinstance(layer, Image):
+            raise TypeError(f"image: {layer.name!r} is a {type(layer).__name__} layer, not an Image layer")
+        if layer.multiscale:
+            raise ValueError(f"image: {layer.name!r} is multiscale; filter its full-resolution level as a separate layer")
+        return layer
+
+    def _axes(self, layer):
+        return axes_of_layer(layer, volume=self._process_as.value == VOLUME)
+
+    def _values(self) -> dict:
+        return {c.name: c.read() for c in self._controls}
+
+    def _job(self, data=None):
+        """Validated ``(layer, axes, values, kwargs, plan)`` for the current settings."""
+        layer = self._layer()
+        axes = self._axes(layer)
+        values = self._values()
+        kwargs = call_arguments(self.spec, axes, values)
+        plan = self.spec.function.plan(layer.data if data is None else data, **kwargs)
+        return layer, axes, values, kwargs, plan
+
+    # -- info line -------------------------------------------------------------
+    def _on_any_change(self, *_):
+        self._refresh_info()
+        self._schedule_preview()
+
+    def _refresh_info(self, *_):
+        layer = self._image.value
+        if layer is None or not isinstance(layer, Image):
+            self._info.value = "Choose an Image layer."
+            return
+        try:
+            can_choose = axes_of_layer(layer).can_choose_volume
+        except ValueError as exc:
+            self._info.value = str(exc)
+            return
+        self._process_as.visible = can_choose
+        try:
+            axes = self._axes(layer)
+            for control in self._controls:
+                if control.name in self.spec.lengths:
+                    control.widget.label = f"{control.name} ({axes.unit})"
+            values = self._values()
+            lines = []
+            for name, per_axis in voxel_sizes(self.spec, axes, values).items():
+                sizes = ", ".join(f"{label} {format_value(v)}" for label, v in zip(axes.labels, per_axis))
+                lines.append(f"{name} in voxels: {sizes}")
+            if not self.spec.lengths:
+                lines.append("axes: " + ", ".join(axes.labels))
+            lines.extend(f"⚠ {w}" for w in warnings_for(self.spec, axes, layer.data.shape, values))
+            self._info.value = "\n".join(lines)
+        except (ValueError, TypeError) as exc:
+            self._info.value = f"⚠ {exc}"
+
+    # -- running ---------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        return self.run()
+
+    def run(self, *_):
+        """Start filtering in the background; returns the worker or None."""
+        if self.running:
+            show_info(f"{self.spec.display_name}: a run is already going; cancel it first")
+            return None
+        try:
+            layer, axes, values, kwargs, plan = self._job()
+        except (ValueError, TypeError, MemoryError) as exc:
+            self._last_error = str(exc)
+            show_error(f"{self.spec.display_name}: {exc}")
+            return None
+        self._cancel_event = threading.Event()
+        name = result_name(self.spec, layer.name, axes, values)
+        meta = recipe(self.spec, layer.name, axes, values, kwargs)
+        self._progress = cancelable_progress(total=0, desc=f"{self.spec.display_name}: {layer.name}")
+        worker = create_worker(
+            _filter_job,
+            plan,
+            self._cancel_event,
+            tuple(layer.contrast_limits) if self.spec.family == "denoise" else None,
+            _start_thread=False,
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda out: self._on_result(layer, name, meta, out))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._run_button.enabled = False
+        self._run_button.text = "Running…"
+        self._cancel_button.enabled = True
+        worker.start()
+        return worker
+
+    def cancel(self, *_):
+        """Stop the run after the tiles in flight (about a second); nothing is added."""
+        self._cancel_event.set()
+
+    def _on_progress(self, step):
+        done, total = step
+        bar = self._progress
+        if bar is None:
+            return
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+        if getattr(bar, "is_canceled", False):
+            self.cancel()
+
+    def _on_error(self, exc):
+        self._last_error = str(exc)
+        show_error(f"{self.spec.display_name} failed: {exc}")
+
+    def _on_finished(self):
+        self._worker = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._run_button.enabled = True
+        self._run_button.text = "Run"
+        self._cancel_button.enabled = False
+
+    def _on_result(self, source, name, meta, out):
+        if out is None:
+            show_info(f"{self.spec.display_name}: cancelled, nothing was added")
+            return
+        viewer = self._viewer
+        result, limits = out
+        if viewer is None:
+            return
+        previous = self._results.get(source.name)
+        previous = previous() if previous is not None else None
+        if (
+            self._update_result.value
+            and previous is not None
+            and previous in viewer.layers
+            and previous.data.shape == result.shape
+        ):
+            previous.data = result
+            previous.contrast_limits = limits
+            previous.metadata[METADATA_KEY] = meta
+            previous.name = name
+            return
+        layer = viewer.add_image(
+            result,
+            name=name,
+            scale=source.scale,
+            translate=source.translate,
+            rotate=source.rotate,
+            shear=source.shear,
+            affine=source.affine,
+            units=source.units,
+            axis_labels=source.axis_labels,
+            rgb=source.rgb,
+            contrast_limits=limits,
+            colormap=None if source.rgb else source.colormap,
+            blending=source.blending,
+            metadata={METADATA_KEY: meta},
+        )
+        self._results[source.name] = weakref.ref(layer)
+
+    # -- preview ---------------------------------------------------------------
+    def _on_preview_toggled(self, on):
+        if on:
+            self._schedule_preview()
+        else:
+            self._preview_timer.stop()
+            _remove_preview(self._viewer, self._preview_state)
+
+    def _schedule_preview(self, *_):
+        if self._preview.value and self._viewer is not None:
+            self._preview_timer.start()
+
+    def _start_preview(self):
+        viewer = self._viewer
+        if not self._preview.value or viewer is None:
+            return
+        try:
+            layer, axes, values, kwargs, plan = self._job()
+            region = _preview_region(viewer, layer, axes, plan)
+        except (ValueError, TypeError, MemoryError) as exc:
+            self._info.value = f"⚠ preview: {exc}"
+            return
+        if region is None:
+            self._info.value = "preview needs the 2D view"
+            return
+        index, keep, offset = region
+        state = self._preview_state
+        state["generation"] += 1
+        generation = state["generation"]
+        if plan.halo is None and len(axes.spatial_axes) > 2:
+            # Whole-volume methods are previewed plane by plane (approximation).
+            kwargs = dict(kwargs, spatial_axes=axes.spatial_axes[-2:])
+            if "spacing" in kwargs:
+                kwargs["spacing"] = axes.spacing[-2:]
+        function = self.spec.function
+        worker = create_worker(
+            _preview_job, function, layer.data, index, keep, kwargs, _start_thread=False
+        )
+        worker.returned.connect(
+            lambda out: self._show_preview(generation, layer, offset, out)
+        )
+        worker.errored.connect(lambda exc: setattr(self._info, "value", f"⚠ preview: {exc}"))
+        state["worker"] = worker
+        worker.start()
+
+    def _show_preview(self, generation, source, offset, out):
+        state = self._preview_state
+        viewer = self._viewer
+        if generation != state["generation"] or not self._preview.value or viewer is None:
+            return
+        data, limits = out
+        translate = np.asarray(source.translate, dtype=float) + np.asarray(offset) * np.asarray(source.scale)
+        layer = state["layer"]
+        if layer is not None and layer in viewer.layers and layer.data.ndim == data.ndim:
+            layer.data = data
+            layer.translate = translate
+            layer.contrast_limits = limits
+            return
+        state["layer"] = viewer.add_image(
+            data,
+            name=f"preview: {source.name} {self.spec.display_name.lower()}",
+            scale=source.scale,
+            translate=translate,
+            rotate=source.rotate,
+            shear=source.shear,
+            units=source.units,
+            axis_labels=source.axis_labels,
+            rgb=source.rgb,
+            contrast_limits=limits,
+            colormap=None if source.rgb else source.colormap,
+            metadata={PREVIEW_KEY: True},
+        )
+        # Keep the source layer selected so the widget keeps its input.
+        viewer.layers.selection.active = source
+
+    @property
+    def preview_layer(self):
+        return self._preview_state["layer"]
+
+    def close(self):
+        self.cancel()
+        self._preview_timer.stop()
+        _remove_preview(self._viewer, self._preview_state)
+        super().close()
+
+
+def _remove_preview(viewer, state):
+    layer = state.get("layer")
+    state["layer"] = None
+    state["generation"] = state.get("generation", 0) + 1
+    if viewer is not None and layer is not None:
+        with contextlib.suppress(Exception):
+            if layer in viewer.layers:
+                viewer.layers.remove(layer)
+
+
+def _contrast_limits(array) -> list[float]:
+    if array.dtype == np.bool_:
+        return [0.0, 1.0]
+    finite = array[np.isfinite(array)] if not np.isfinite(array).all() else array
+    if finite.size == 0:
+        return [0.0, 1.0]
+    low, high = float(finite.min()), float(finite.max())
+    return [low, high if high > low else low + 1.0]
+
+
+def _filter_job(plan, cancel_event, source_limits):
+    """Worker body: run the plan tile by tile, yielding progress; None if cancelled."""
+    steps = plan.iter()
+    try:
+        while True:
+            if cancel_event.is_set():
+                steps.close()
+                return None
+            yield next(steps)
+    except StopIteration as stop:
+        result = stop.value
+    if cancel_event.is_set():
+        return None
+    if plan.lazy:
+        # Never compute a lazy result whole: denoisers keep the source's range,
+        # edge maps take theirs from one plane.
+        if source_limits is not None:
+            limits = list(source_limits)
+        else:
+            lead = tuple(n // 2 for n in result.shape[:-2])
+            limits = _contrast_limits(np.asarray(result[lead]))
+    else:
+        limits = _contrast_limits(result)
+    return result, limits
+
+
+def _preview_region(viewer, layer, axes, plan):
+    """Index into the layer's data for the displayed plane (+ halo), or None in 3D."""
+    if viewer.dims.ndisplay != 2:
+        return None
+    offset_dims = viewer.dims.ndim - layer.ndim
+    displayed = [d - offset_dims for d in viewer.dims.displayed if d - offset_dims >= 0]
+    position = layer.world_to_data(viewer.dims.point)
+    data_shape = layer.data.shape
+    index, keep, offset = [], [], []
+    for ax in range(layer.ndim):
+        n = data_shape[ax]
+        if ax in displayed:
+            index.append(slice(None))
+            keep.append(slice(None))
+            offset.append(0)
+            continue
+        i = int(np.clip(np.round(position[ax]), 0, n - 1))
+        reach = 0
+        if ax in axes.spatial_axes and plan.halo is not None:
+            reach = plan.halo[axes.spatial_axes.index(ax)]
+        start, stop = max(0, i - reach), min(n, i + reach + 1)
+        index.append(slice(start, stop))
+        keep.append(slice(i - start, i - start + 1))
+        offset.append(i)
+    if layer.rgb:
+        index.append(slice(None))
+        keep.append(slice(None))
+    return tuple(index), tuple(keep), offset
+
+
+def _preview_job(function, data, index, keep, kwargs):
+    region = np.asarray(data[index])
+    result = np.asarray(function(region, **kwargs))[keep]
+    return result, _contrast_limits(result)
+
+
+def _widget_class(spec: FilterSpec):
+    doc = f"{spec.display_name} widget: {spec.summary}"
+    return type(spec.widget_class_name, (FilterWidget,), {"spec": spec, "__doc__": doc, "__module__": __name__})
+
+
+for _spec in FILTERS:
+    globals()[_spec.widget_class_name] = _widget_class(_spec)
+del _spec
