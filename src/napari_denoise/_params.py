@@ -115,6 +115,8 @@ def _finite_number(value, name: str) -> float:
 
 def per_axis(value, n_axes: int, name: str, *, allow_zero: bool = True) -> tuple[float, ...]:
     """One non-negative finite number per spatial axis from a scalar or a sequence."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # a 0-d array is one number, as for numpy scalars
     if isinstance(value, Sequence) or isinstance(value, np.ndarray):
         values = [_finite_number(v, name) for v in np.asarray(value, dtype=object).ravel()]
         if len(values) != n_axes:

@@ -51,7 +51,11 @@ def _bilateral_block(block, sigma_px, radius, sigma_intensity, mode, cval):
     numerator = np.zeros(block.shape, np.float32)
     denominator = np.zeros(block.shape, np.float32)
     weight = np.empty(block.shape, np.float32)
-    intensity_scale = np.float32(-0.5 / sigma_intensity**2)
+    # A tiny estimated sigma (nearly flat slice) must not overflow to -inf:
+    # 0 * -inf would give NaN weights on equal neighbours.
+    variance = float(sigma_intensity) ** 2
+    finite_max = float(np.finfo(np.float32).max)
+    intensity_scale = np.float32(-0.5 / variance if variance > 0.5 / finite_max else -finite_max)
     for offset in itertools.product(*(range(-r, r + 1) for r in radius)):
         spatial = sum((o / s) ** 2 for o, s in zip(offset, sigma_px) if s > 0)
         spatial_weight = np.float32(np.exp(-0.5 * spatial))
@@ -374,7 +378,7 @@ def non_local_means(
         h_value, s = context
         if h_value == 0:
             return block
-        return restoration.denoise_nl_means(
+        result = restoration.denoise_nl_means(
             block,
             h=h_value,
             sigma=s,
@@ -384,6 +388,8 @@ def non_local_means(
             preserve_range=True,
             channel_axis=None,
         )
+        # scikit-image drops size-1 axes of its input; give them back.
+        return np.reshape(result, block.shape)
 
     per_voxel = (2 * patch_distance + 1) ** len(axes) * (1.5e-8 if fast_mode else 1e-8 * patch_size ** len(axes))
     return Plan(

@@ -7,12 +7,18 @@ units when ``spacing`` is given, return float32 and run tiled on every core.
 
 from __future__ import annotations
 
+import math
+
 from scipy import ndimage
 
 from .._params import _finite_number, lengths_to_pixels, sizes_to_pixels
 from ._base import BorderMode, Plan, check_mode, filter_function, halo_for, setup
 
 __all__ = ["gaussian", "mean", "median", "gaussian_radius"]
+
+# scipy.ndimage.median_filter allocates per-footprint-pixel tables: far larger
+# windows end in a bare MemoryError (or hours of work).
+_MAX_MEDIAN_WINDOW = 1 << 20
 
 
 def gaussian_radius(sigma_px, truncate: float) -> tuple[int, ...]:
@@ -196,6 +202,12 @@ def median(
     mode = check_mode(mode)
     cval = _finite_number(cval, "cval")
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
+    window = math.prod(size_px)
+    if window > _MAX_MEDIAN_WINDOW:
+        raise ValueError(
+            f"size: a median window of {'x'.join(map(str, size_px))} = {window} pixels is too "
+            f"large (at most {_MAX_MEDIAN_WINDOW}); use a smaller size or a Gaussian/mean filter"
+        )
 
     def core(block, _context):
         return ndimage.median_filter(block, size=size_px, mode=mode, cval=cval)

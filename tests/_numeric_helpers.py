@@ -1,0 +1,74 @@
+"""Shared helpers for the numeric (napari-free) tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_denoise as nd
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: every public filter returning an image, with small, quick keyword arguments
+FILTERS = {
+    "gaussian": {},
+    "mean": {},
+    "median": {},
+    "bilateral": {},
+    "total_variation": {"max_num_iter": 20},
+    "wavelet": {},
+    "non_local_means": {"patch_size": 3, "patch_distance": 2},
+    "sobel": {},
+    "scharr": {},
+    "prewitt": {},
+    "laplace": {},
+    "gradient_magnitude": {},
+    "laplacian_of_gaussian": {},
+    "difference_of_gaussians": {},
+    "canny": {},
+}
+DENOISERS = ["gaussian", "mean", "median", "bilateral", "total_variation", "wavelet", "non_local_means"]
+
+
+def call(name, image, **kwargs):
+    return getattr(nd, name)(image, **{**FILTERS[name], **kwargs})
+
+
+def noisy_image(shape, seed=0, scale=100.0, noise=10.0, dtype=np.float32):
+    """A smooth pattern plus seeded Gaussian noise (so denoisers have work to do)."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 3, n) for n in shape], indexing="ij")
+    clean = scale * (1 + np.sin(sum(grids))) / 2
+    return (clean + rng.normal(0, noise, shape)).astype(dtype)
+
+
+def load(name):
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    if path.suffix == ".png":
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))
+    tifffile = pytest.importorskip("tifffile")
+    return np.asarray(tifffile.imread(path))
+
+
+def psnr(reference, image):
+    reference = np.asarray(reference, np.float64)
+    image = np.asarray(image, np.float64)
+    data_range = reference.max() - reference.min()
+    mse = np.mean((reference - image) ** 2)
+    return 10 * np.log10(data_range**2 / mse)
+
+
+def assert_float32_close(actual, expected, rtol=1e-5, atol_rel=1e-5):
+    """Agreement to float32 precision: tolerance relative to the data's magnitude."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape
+    assert actual.dtype == np.float32
+    scale = float(np.nanmax(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * max(scale, 1e-30))

@@ -1,0 +1,91 @@
+"""The root napari.yaml is what napari loads, and it agrees with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import napari_denoise
+from napari_denoise import _docs, _manifest
+from napari_denoise._registry import FAMILIES, FILTERS
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOT_MANIFEST = ROOT / "napari.yaml"
+
+
+def _root():
+    return yaml.safe_load(ROOT_MANIFEST.read_text(encoding="utf-8"))
+
+
+def test_root_manifest_is_generated_from_the_filter_table():
+    assert _root() == _manifest.build_manifest(), (
+        "napari.yaml is out of date: run `python -m napari_denoise._manifest --write napari.yaml`"
+    )
+
+
+def test_docs_page_is_generated_from_the_code():
+    page = ROOT / "docs" / "filters.md"
+    assert page.read_text(encoding="utf-8") == _docs.render(), (
+        "docs/filters.md is out of date: run `python -m napari_denoise._docs --write`"
+    )
+
+
+def test_name_is_the_distribution_name():
+    assert _root()["name"] == "napari-denoise"
+
+
+def test_installed_manifest_is_the_root_file():
+    import npe2
+
+    manager = npe2.PluginManager.instance()
+    manager.discover()
+    installed = manager.get_manifest("napari-denoise")
+    assert installed.name == "napari-denoise"
+    root = npe2.PluginManifest.from_file(ROOT_MANIFEST)
+    assert installed.contributions.model_dump() == root.contributions.model_dump()
+    packaged = Path(napari_denoise.__file__).with_name("napari.yaml")
+    assert packaged.read_text(encoding="utf-8") == ROOT_MANIFEST.read_text(encoding="utf-8")
+
+
+def test_every_referenced_command_exists_and_imports():
+    manifest = _root()["contributions"]
+    commands = {c["id"]: c for c in manifest["commands"]}
+    referenced = [w["command"] for w in manifest["widgets"]]
+    referenced += [s["command"] for s in manifest["sample_data"]]
+    submenus = {s["id"] for s in manifest["submenus"]}
+    for menu_id, items in manifest["menus"].items():
+        assert menu_id == "napari/layers/filter" or menu_id in submenus, menu_id
+        for item in items:
+            if "command" in item:
+                referenced.append(item["command"])
+            else:
+                assert item["submenu"] in submenus
+    missing = sorted(set(referenced) - set(commands))
+    assert not missing, f"manifest entries name commands that do not exist: {missing}"
+    import importlib
+
+    for command in commands.values():
+        module, _, attribute = command["python_name"].partition(":")
+        assert callable(getattr(importlib.import_module(module), attribute)), command["python_name"]
+
+
+def test_one_widget_per_filter_in_the_right_submenu():
+    manifest = _root()["contributions"]
+    names = {w["display_name"] for w in manifest["widgets"]}
+    assert names == {spec.display_name for spec in FILTERS}
+    for spec in FILTERS:
+        assert {"command": spec.command_id} in manifest["menus"][f"napari-denoise.{spec.family}"]
+    assert {s["label"] for s in manifest["submenus"]} == set(FAMILIES.values()) == {"Denoise", "Edges"}
+    assert {"Gaussian", "Median", "Non-local means", "Sobel"} <= names
+
+
+def test_every_public_filter_has_a_widget():
+    public = set(napari_denoise.filters.__all__) - {"estimate_noise"}
+    assert public == {spec.name for spec in FILTERS}
+
+
+@pytest.mark.parametrize("spec", FILTERS, ids=lambda s: s.name)
+def test_filters_are_exported_under_their_public_names(spec):
+    assert getattr(napari_denoise, spec.name) is spec.function
