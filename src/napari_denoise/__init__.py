@@ -15,48 +15,12 @@ never mixed (``spatial_axes``), results are float32 in the input's units.
 from importlib.metadata import PackageNotFoundError, version
 
 from ._execution import Cancelled, Plan
-from .filters import (
-    bilateral,
-    canny,
-    difference_of_gaussians,
-    estimate_noise,
-    gaussian,
-    gradient_magnitude,
-    laplace,
-    laplacian_of_gaussian,
-    mean,
-    median,
-    non_local_means,
-    prewitt,
-    scharr,
-    sobel,
-    total_variation,
-    wavelet,
-)
+from . import filters
+from .filters import *  # noqa: F403 - the public functions
 
 try:
     __version__ = version("napari-denoise")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
-__all__ = [
-    "gaussian",
-    "mean",
-    "median",
-    "bilateral",
-    "total_variation",
-    "wavelet",
-    "non_local_means",
-    "sobel",
-    "scharr",
-    "prewitt",
-    "laplace",
-    "gradient_magnitude",
-    "laplacian_of_gaussian",
-    "difference_of_gaussians",
-    "canny",
-    "estimate_noise",
-    "Cancelled",
-    "Plan",
-    "__version__",
-]
+__all__ = [*filters.__all__, "Cancelled", "Plan", "__version__"]

@@ -7,8 +7,9 @@ itself; a test fails when the committed page is out of date.
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
+
+from ._generated import write_or_print
 
 import docstring_parser
 
@@ -88,15 +89,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if argv and argv[0] == "--write":
-        path = Path(argv[1]) if len(argv) > 1 else Path.cwd() / "docs" / "filters.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_or_print(render, Path.cwd() / "docs" / "filters.md", argv)
 
 
 if __name__ == "__main__":

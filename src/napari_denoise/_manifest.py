@@ -6,8 +6,9 @@ fails when they disagree, so the manifest cannot drift from the code.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from ._generated import write_or_print
 
 from ._registry import FAMILIES, FILTERS
 
@@ -58,14 +59,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if argv and argv[0] == "--write":
-        root = Path(argv[1]) if len(argv) > 1 else Path.cwd() / "napari.yaml"
-        root.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_or_print(render, Path.cwd() / "napari.yaml", argv)
 
 
 if __name__ == "__main__":
