@@ -56,10 +56,11 @@ def load(name):
     return np.asarray(tifffile.imread(path))
 
 
-def psnr(reference, image):
+def psnr(reference, image, data_range=None):
     reference = np.asarray(reference, np.float64)
     image = np.asarray(image, np.float64)
-    data_range = reference.max() - reference.min()
+    if data_range is None:
+        data_range = reference.max() - reference.min()
     mse = np.mean((reference - image) ** 2)
     return 10 * np.log10(data_range**2 / mse)
 

@@ -28,7 +28,10 @@ def noise_of_slice(block: np.ndarray) -> float:
     0.6745; coefficients that are exactly zero (saturated or flat areas) and
     NaN are left out, as in :func:`skimage.restoration.estimate_sigma`.
     """
-    block = np.asarray(block, dtype=np.float32)
+    # float64, as skimage: in float32 the detail coefficients of flat areas of
+    # integer-valued data come out as rounding noise instead of exact zeros,
+    # are not left out, and bias the estimate low (0.2 % on zebrafish data).
+    block = np.asarray(block, dtype=np.float64)
     if block.size == 0:
         return 0.0
     detail = pywt.dwtn(block, wavelet="db2")["d" * block.ndim]
