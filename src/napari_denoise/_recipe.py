@@ -33,10 +33,22 @@ def call_arguments(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:
     return kwargs
 
 
+# Filters that work plane by plane on the last two spatial axes: their lengths
+# have one value per plane axis only.
+PLANE_FILTERS = frozenset({"canny"})
+
+
+def _length_axes(spec: FilterSpec, axes: LayerAxes):
+    """``(labels, data axes, spacing)`` that the filter's lengths apply to."""
+    if spec.name in PLANE_FILTERS:
+        return axes.labels[-2:], axes.spatial_axes[-2:], axes.spacing[-2:]
+    return axes.labels, axes.spatial_axes, axes.spacing
+
+
 def voxel_sizes(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:
     """Per-axis size in voxels of every physical-length parameter that is set."""
-    n = len(axes.spatial_axes)
-    spacing = axes.spacing
+    _, length_axes, spacing = _length_axes(spec, axes)
+    n = len(length_axes)
     out = {}
     for name in spec.lengths:
         value = values.get(name)
@@ -54,8 +66,9 @@ def warnings_for(spec: FilterSpec, axes: LayerAxes, shape, values: dict) -> list
     notes = []
     voxels = voxel_sizes(spec, axes, values)
     truncate = values.get("truncate", 4.0) or 4.0
+    labels, length_axes, _ = _length_axes(spec, axes)
     for name, per_axis in voxels.items():
-        for label, ax, px in zip(axes.labels, axes.spatial_axes, per_axis):
+        for label, ax, px in zip(labels, length_axes, per_axis):
             extent = shape[ax]
             if name in spec.sizes:
                 if px > extent:

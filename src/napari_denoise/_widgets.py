@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import queue
 import threading
 import types
 import typing
@@ -24,7 +25,7 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QObject, QTimer
 
 from ._layer_axes import axes_of_layer
 from ._parsing import format_value, parse_value
@@ -53,7 +54,12 @@ def _is_int(annotation) -> bool:
 
 def _tooltips(spec: FilterSpec) -> dict:
     parsed = docstring_parser.parse(inspect.getdoc(spec.function) or "")
-    return {p.arg_name: " ".join((p.description or "").split()) for p in parsed.params}
+    tips = {}
+    for p in parsed.params:
+        # numpydoc allows "low_threshold, high_threshold : float" for several names
+        for name in p.arg_name.split(","):
+            tips[name.strip()] = " ".join((p.description or "").split())
+    return tips
 
 
 class _Control:
@@ -77,7 +83,8 @@ def _make_control(spec: FilterSpec, parameter: inspect.Parameter, annotation, to
 
         widget = ComboBox(name=name, choices=pywt.wavelist(kind="discrete"), value=default)
         return _Control(name, widget, lambda w=widget: w.value)
-    if isinstance(default, int) and not isinstance(default, bool):
+    if isinstance(default, int) and not isinstance(default, bool) and name not in spec.lengths:
+        # Counts (iterations, patch sizes); physical lengths stay text fields.
         widget = SpinBox(name=name, value=default, min=1, max=100_000)
         return _Control(name, widget, lambda w=widget: int(w.value))
     integer = _is_int(annotation) and name not in spec.lengths
@@ -108,8 +115,10 @@ class FilterWidget(Container):
         self._worker = None
         self._cancel_event = threading.Event()
         self._progress = None
-        self._results: dict[str, weakref.ref] = {}
-        self._preview_state = {"layer": None, "generation": 0, "worker": None}
+        # source layer's unique_id -> unique_id of this widget's last result for it.
+        # (Not weak references: plugins get proxies of layers, which die at once.)
+        self._results: dict = {}
+        self._preview_state = {"layer": None, "generation": 0, "worker": None, "alive": True}
         self._last_error = None
 
         self._image = ComboBox(name="image", label="image", choices=self._image_choices, nullable=True)
@@ -161,8 +170,52 @@ class FilterWidget(Container):
             napari_viewer.dims.events.ndisplay.connect(self._schedule_preview)
         preview_state = self._preview_state
         viewer = napari_viewer
-        self.native.destroyed.connect(lambda *_: _remove_preview(viewer, preview_state))
+        timer = self._preview_timer
+        this = weakref.ref(self)
+
+        def _on_destroyed(*_):
+            # The Qt widgets are gone (dock closed, viewer closed): stop every
+            # callback that would touch them, then drop the preview layer.
+            preview_state["alive"] = False
+            timer.stop()
+            widget = this()
+            if widget is not None:
+                widget._cancel_event.set()
+                widget._disconnect_viewer()
+            _remove_preview(viewer, preview_state)
+
+        self.native.destroyed.connect(_on_destroyed)
+        # Closing the panel (its "x") takes the widget out of its dock without
+        # deleting it: the preview goes away then too.
+        self._removal_watcher = _RemovalWatcher(self._on_removed_from_window)
+        self.native.installEventFilter(self._removal_watcher)
         self._refresh_choices()
+
+    def _on_removed_from_window(self):
+        if not self._alive:
+            return
+        self._preview_timer.stop()
+        if self._preview.value:
+            self._preview.value = False  # removes the preview layer
+        else:
+            _remove_preview(self._viewer, self._preview_state)
+
+    @property
+    def _alive(self) -> bool:
+        return self._preview_state["alive"]
+
+    def _disconnect_viewer(self):
+        viewer = self._viewer
+        if viewer is None:
+            return
+        for emitter, callback in (
+            (viewer.layers.events.inserted, self._refresh_choices),
+            (viewer.layers.events.removed, self._refresh_choices),
+            (viewer.dims.events.current_step, self._schedule_preview),
+            (viewer.dims.events.ndisplay, self._schedule_preview),
+        ):
+            with contextlib.suppress(Exception):
+                emitter.disconnect(callback)
 
     # -- layer choice ----------------------------------------------------------
     def _image_choices(self, *_):
@@ -176,6 +229,8 @@ class FilterWidget(Container):
         ]
 
     def _refresh_choices(self, *_):
+        if not self._alive:
+            return
         previous = self._image.value
         self._image.reset_choices()
         if previous is None and self._viewer is not None:
@@ -241,11 +296,14 @@ class FilterWidget(Container):
             values = self._values()
             lines = []
             for name, per_axis in voxel_sizes(self.spec, axes, values).items():
-                sizes = ", ".join(f"{label} {format_value(v)}" for label, v in zip(axes.labels, per_axis))
+                sizes = ", ".join(f"{label} {format_value(v)}" for label, v in zip(axes.labels[-len(per_axis):], per_axis))
                 lines.append(f"{name} in voxels: {sizes}")
             if not self.spec.lengths:
                 lines.append("axes: " + ", ".join(axes.labels))
             lines.extend(f"⚠ {w}" for w in warnings_for(self.spec, axes, layer.data.shape, values))
+            if not layer.multiscale:
+                # Let the filter check every value now (cheap: nothing is computed).
+                self.spec.function.plan(layer.data, **call_arguments(self.spec, axes, values))
             self._info.value = "\n".join(lines)
         except (ValueError, TypeError) as exc:
             self._info.value = f"⚠ {exc}"
@@ -265,17 +323,23 @@ class FilterWidget(Container):
             self._last_error = str(exc)
             show_error(f"{self.spec.display_name}: {exc}")
             return None
+        for warning in warnings_for(self.spec, axes, layer.data.shape, values):
+            show_warning(f"{self.spec.display_name}: {warning}")
         self._cancel_event = threading.Event()
         name = result_name(self.spec, layer.name, axes, values)
         meta = recipe(self.spec, layer.name, axes, values, kwargs)
-        self._progress = cancelable_progress(total=0, desc=f"{self.spec.display_name}: {layer.name}")
+        self._progress = _RunProgress(
+            total=0, desc=f"{self.spec.display_name}: {layer.name}", cancel_callback=self.cancel
+        )
         worker = create_worker(
             _filter_job,
             plan,
             self._cancel_event,
             tuple(layer.contrast_limits) if self.spec.family == "denoise" else None,
             _start_thread=False,
+            _ignore_errors=True,  # _on_error reports them; don't re-raise in the event loop
         )
+        _quiet_relay(worker)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda out: self._on_result(layer, name, meta, out))
         worker.errored.connect(self._on_error)
@@ -311,11 +375,15 @@ class FilterWidget(Container):
         if self._progress is not None:
             self._progress.close()
             self._progress = None
+        if not self._alive:
+            return
         self._run_button.enabled = True
         self._run_button.text = "Run"
         self._cancel_button.enabled = False
 
     def _on_result(self, source, name, meta, out):
+        if not self._alive:
+            return
         if out is None:
             show_info(f"{self.spec.display_name}: cancelled, nothing was added")
             return
@@ -323,12 +391,13 @@ class FilterWidget(Container):
         result, limits = out
         if viewer is None:
             return
-        previous = self._results.get(source.name)
-        previous = previous() if previous is not None else None
+        previous = None
+        wanted = self._results.get(source.unique_id)
+        if wanted is not None:
+            previous = next((lay for lay in viewer.layers if lay.unique_id == wanted), None)
         if (
             self._update_result.value
             and previous is not None
-            and previous in viewer.layers
             and previous.data.shape == result.shape
         ):
             previous.data = result
@@ -352,7 +421,7 @@ class FilterWidget(Container):
             blending=source.blending,
             metadata={METADATA_KEY: meta},
         )
-        self._results[source.name] = weakref.ref(layer)
+        self._results[source.unique_id] = layer.unique_id
 
     # -- preview ---------------------------------------------------------------
     def _on_preview_toggled(self, on):
@@ -363,12 +432,12 @@ class FilterWidget(Container):
             _remove_preview(self._viewer, self._preview_state)
 
     def _schedule_preview(self, *_):
-        if self._preview.value and self._viewer is not None:
+        if self._alive and self._preview.value and self._viewer is not None:
             self._preview_timer.start()
 
     def _start_preview(self):
         viewer = self._viewer
-        if not self._preview.value or viewer is None:
+        if not self._alive or not self._preview.value or viewer is None:
             return
         try:
             layer, axes, values, kwargs, plan = self._job()
@@ -390,19 +459,20 @@ class FilterWidget(Container):
                 kwargs["spacing"] = axes.spacing[-2:]
         function = self.spec.function
         worker = create_worker(
-            _preview_job, function, layer.data, index, keep, kwargs, _start_thread=False
+            _preview_job, function, layer.data, index, keep, kwargs, _start_thread=False, _ignore_errors=True
         )
+        _quiet_relay(worker)
         worker.returned.connect(
             lambda out: self._show_preview(generation, layer, offset, out)
         )
-        worker.errored.connect(lambda exc: setattr(self._info, "value", f"⚠ preview: {exc}"))
+        worker.errored.connect(lambda exc: self._alive and setattr(self._info, "value", f"⚠ preview: {exc}"))
         state["worker"] = worker
         worker.start()
 
     def _show_preview(self, generation, source, offset, out):
         state = self._preview_state
         viewer = self._viewer
-        if generation != state["generation"] or not self._preview.value or viewer is None:
+        if not state["alive"] or generation != state["generation"] or not self._preview.value or viewer is None:
             return
         data, limits = out
         translate = np.asarray(source.translate, dtype=float) + np.asarray(offset) * np.asarray(source.scale)
@@ -440,6 +510,38 @@ class FilterWidget(Container):
         super().close()
 
 
+class _RunProgress(cancelable_progress):
+    """Progress bar whose cancel button (activity dock) cancels the run at once.
+
+    ``cancelable_progress`` only calls ``cancel_callback`` while it is iterated;
+    the widget updates it by hand, so the callback is called here.
+    """
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+class _RemovalWatcher(QObject):
+    """Calls back when the watched widget loses its parent (its dock was closed)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+            self._callback()
+        return False
+
+
+def _quiet_relay(worker):
+    """One notification per error: ours (napari's workers also relay every error)."""
+    with contextlib.suppress(AttributeError, TypeError, RuntimeError):
+        worker.errored.disconnect(worker._relay_error)
+
+
 def _remove_preview(viewer, state):
     layer = state.get("layer")
     state["layer"] = None
@@ -460,17 +562,78 @@ def _contrast_limits(array) -> list[float]:
     return [low, high if high > low else low + 1.0]
 
 
+class FilterError(Exception):
+    """A filter failed in the worker (wraps RuntimeErrors, see :func:`_filter_job`)."""
+
+
 def _filter_job(plan, cancel_event, source_limits):
-    """Worker body: run the plan tile by tile, yielding progress; None if cancelled."""
+    """Worker body: run the plan tile by tile, yielding progress; None if cancelled.
+
+    superqt's GeneratorWorker swallows a RuntimeError raised by the generator
+    (it takes it for a deleted Qt object): neither ``errored`` nor ``finished``
+    is emitted and the widget would stay busy forever. Such errors are re-raised
+    as :class:`FilterError`.
+    """
+    try:
+        return (yield from _filter_steps(plan, cancel_event, source_limits))
+    except RuntimeError as exc:
+        raise FilterError(f"{type(exc).__name__}: {exc}") from exc
+
+
+_POLL_SECONDS = 0.05
+
+
+def _feed(plan, cancel_event, inbox):
+    """Run ``plan.iter()`` on its own thread, posting its steps to ``inbox``."""
     steps = plan.iter()
     try:
         while True:
             if cancel_event.is_set():
-                steps.close()
+                steps.close()  # waits for the tiles in flight
+                inbox.put(("cancelled", None))
+                return
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                inbox.put(("done", stop.value))
+                return
+            inbox.put(("step", step))
+    except BaseException as exc:  # noqa: BLE001 - handed to the worker
+        inbox.put(("error", exc))
+
+
+def _filter_steps(plan, cancel_event, source_limits):
+    # The plan runs on a helper thread so that a cancel is answered within
+    # _POLL_SECONDS even while a long tile is being computed; tiles already in
+    # flight finish in the background and their result is dropped.
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    feeder = threading.Thread(
+        target=_feed, args=(plan, cancel_event, inbox), name="napari-denoise-run", daemon=True
+    )
+    feeder.start()
+    try:
+        while True:
+            try:
+                kind, value = inbox.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if cancel_event.is_set():
+                    return None
+                continue
+            if kind == "step":
+                if cancel_event.is_set():
+                    return None
+                yield value
+            elif kind == "error":
+                raise value
+            elif kind == "cancelled":
                 return None
-            yield next(steps)
-    except StopIteration as stop:
-        result = stop.value
+            else:
+                result = value
+                break
+    except GeneratorExit:
+        # The worker was quit (e.g. napari closing): stop the helper thread too.
+        cancel_event.set()
+        raise
     if cancel_event.is_set():
         return None
     if plan.lazy:
