@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import queue
 import threading
 import types
 import typing
@@ -27,8 +26,10 @@ from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer
 
+from ._jobs import filter_job
 from ._layer_axes import axes_of_layer
 from ._parsing import format_value, parse_value
+from ._preview import preview_job, preview_region
 from ._recipe import METADATA_KEY, call_arguments, recipe, result_name, voxel_sizes, warnings_for
 from ._registry import FILTERS, FilterSpec, widget_parameters
 
@@ -177,7 +178,8 @@ class FilterWidget(Container):
             # The Qt widgets are gone (dock closed, viewer closed): stop every
             # callback that would touch them, then drop the preview layer.
             preview_state["alive"] = False
-            timer.stop()
+            with contextlib.suppress(RuntimeError):  # the QTimer may be gone already
+                timer.stop()
             widget = this()
             if widget is not None:
                 widget._cancel_event.set()
@@ -332,7 +334,7 @@ class FilterWidget(Container):
             total=0, desc=f"{self.spec.display_name}: {layer.name}", cancel_callback=self.cancel
         )
         worker = create_worker(
-            _filter_job,
+            filter_job,
             plan,
             self._cancel_event,
             tuple(layer.contrast_limits) if self.spec.family == "denoise" else None,
@@ -407,17 +409,10 @@ class FilterWidget(Container):
             return
         layer = viewer.add_image(
             result,
+            **_same_place_as(source),
             name=name,
-            scale=source.scale,
-            translate=source.translate,
-            rotate=source.rotate,
-            shear=source.shear,
             affine=source.affine,
-            units=source.units,
-            axis_labels=source.axis_labels,
-            rgb=source.rgb,
             contrast_limits=limits,
-            colormap=None if source.rgb else source.colormap,
             blending=source.blending,
             metadata={METADATA_KEY: meta},
         )
@@ -441,7 +436,7 @@ class FilterWidget(Container):
             return
         try:
             layer, axes, values, kwargs, plan = self._job()
-            region = _preview_region(viewer, layer, axes, plan)
+            region = preview_region(viewer, layer, axes, plan)
         except (ValueError, TypeError, MemoryError) as exc:
             self._info.value = f"⚠ preview: {exc}"
             return
@@ -459,7 +454,7 @@ class FilterWidget(Container):
                 kwargs["spacing"] = axes.spacing[-2:]
         function = self.spec.function
         worker = create_worker(
-            _preview_job, function, layer.data, index, keep, kwargs, _start_thread=False, _ignore_errors=True
+            preview_job, function, layer.data, index, keep, kwargs, _start_thread=False, _ignore_errors=True
         )
         _quiet_relay(worker)
         worker.returned.connect(
@@ -484,16 +479,9 @@ class FilterWidget(Container):
             return
         state["layer"] = viewer.add_image(
             data,
+            **dict(_same_place_as(source), translate=translate),
             name=f"preview: {source.name} {self.spec.display_name.lower()}",
-            scale=source.scale,
-            translate=translate,
-            rotate=source.rotate,
-            shear=source.shear,
-            units=source.units,
-            axis_labels=source.axis_labels,
-            rgb=source.rgb,
             contrast_limits=limits,
-            colormap=None if source.rgb else source.colormap,
             metadata={PREVIEW_KEY: True},
         )
         # Keep the source layer selected so the widget keeps its input.
@@ -536,6 +524,20 @@ class _RemovalWatcher(QObject):
         return False
 
 
+def _same_place_as(source) -> dict:
+    """Layer keywords that put a new layer exactly on ``source``, looking alike."""
+    return {
+        "scale": source.scale,
+        "translate": source.translate,
+        "rotate": source.rotate,
+        "shear": source.shear,
+        "units": source.units,
+        "axis_labels": source.axis_labels,
+        "rgb": source.rgb,
+        "colormap": None if source.rgb else source.colormap,
+    }
+
+
 def _quiet_relay(worker):
     """One notification per error: ours (napari's workers also relay every error)."""
     with contextlib.suppress(AttributeError, TypeError, RuntimeError):
@@ -550,139 +552,6 @@ def _remove_preview(viewer, state):
         with contextlib.suppress(Exception):
             if layer in viewer.layers:
                 viewer.layers.remove(layer)
-
-
-def _contrast_limits(array) -> list[float]:
-    if array.dtype == np.bool_:
-        return [0.0, 1.0]
-    finite = array[np.isfinite(array)] if not np.isfinite(array).all() else array
-    if finite.size == 0:
-        return [0.0, 1.0]
-    low, high = float(finite.min()), float(finite.max())
-    return [low, high if high > low else low + 1.0]
-
-
-class FilterError(Exception):
-    """A filter failed in the worker (wraps RuntimeErrors, see :func:`_filter_job`)."""
-
-
-def _filter_job(plan, cancel_event, source_limits):
-    """Worker body: run the plan tile by tile, yielding progress; None if cancelled.
-
-    superqt's GeneratorWorker swallows a RuntimeError raised by the generator
-    (it takes it for a deleted Qt object): neither ``errored`` nor ``finished``
-    is emitted and the widget would stay busy forever. Such errors are re-raised
-    as :class:`FilterError`.
-    """
-    try:
-        return (yield from _filter_steps(plan, cancel_event, source_limits))
-    except RuntimeError as exc:
-        raise FilterError(f"{type(exc).__name__}: {exc}") from exc
-
-
-_POLL_SECONDS = 0.05
-
-
-def _feed(plan, cancel_event, inbox):
-    """Run ``plan.iter()`` on its own thread, posting its steps to ``inbox``."""
-    steps = plan.iter()
-    try:
-        while True:
-            if cancel_event.is_set():
-                steps.close()  # waits for the tiles in flight
-                inbox.put(("cancelled", None))
-                return
-            try:
-                step = next(steps)
-            except StopIteration as stop:
-                inbox.put(("done", stop.value))
-                return
-            inbox.put(("step", step))
-    except BaseException as exc:  # noqa: BLE001 - handed to the worker
-        inbox.put(("error", exc))
-
-
-def _filter_steps(plan, cancel_event, source_limits):
-    # The plan runs on a helper thread so that a cancel is answered within
-    # _POLL_SECONDS even while a long tile is being computed; tiles already in
-    # flight finish in the background and their result is dropped.
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    feeder = threading.Thread(
-        target=_feed, args=(plan, cancel_event, inbox), name="napari-denoise-run", daemon=True
-    )
-    feeder.start()
-    try:
-        while True:
-            try:
-                kind, value = inbox.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if cancel_event.is_set():
-                    return None
-                continue
-            if kind == "step":
-                if cancel_event.is_set():
-                    return None
-                yield value
-            elif kind == "error":
-                raise value
-            elif kind == "cancelled":
-                return None
-            else:
-                result = value
-                break
-    except GeneratorExit:
-        # The worker was quit (e.g. napari closing): stop the helper thread too.
-        cancel_event.set()
-        raise
-    if cancel_event.is_set():
-        return None
-    if plan.lazy:
-        # Never compute a lazy result whole: denoisers keep the source's range,
-        # edge maps take theirs from one plane.
-        if source_limits is not None:
-            limits = list(source_limits)
-        else:
-            lead = tuple(n // 2 for n in result.shape[:-2])
-            limits = _contrast_limits(np.asarray(result[lead]))
-    else:
-        limits = _contrast_limits(result)
-    return result, limits
-
-
-def _preview_region(viewer, layer, axes, plan):
-    """Index into the layer's data for the displayed plane (+ halo), or None in 3D."""
-    if viewer.dims.ndisplay != 2:
-        return None
-    offset_dims = viewer.dims.ndim - layer.ndim
-    displayed = [d - offset_dims for d in viewer.dims.displayed if d - offset_dims >= 0]
-    position = layer.world_to_data(viewer.dims.point)
-    data_shape = layer.data.shape
-    index, keep, offset = [], [], []
-    for ax in range(layer.ndim):
-        n = data_shape[ax]
-        if ax in displayed:
-            index.append(slice(None))
-            keep.append(slice(None))
-            offset.append(0)
-            continue
-        i = int(np.clip(np.round(position[ax]), 0, n - 1))
-        reach = 0
-        if ax in axes.spatial_axes and plan.halo is not None:
-            reach = plan.halo[axes.spatial_axes.index(ax)]
-        start, stop = max(0, i - reach), min(n, i + reach + 1)
-        index.append(slice(start, stop))
-        keep.append(slice(i - start, i - start + 1))
-        offset.append(i)
-    if layer.rgb:
-        index.append(slice(None))
-        keep.append(slice(None))
-    return tuple(index), tuple(keep), offset
-
-
-def _preview_job(function, data, index, keep, kwargs):
-    region = np.asarray(data[index])
-    result = np.asarray(function(region, **kwargs))[keep]
-    return result, _contrast_limits(result)
 
 
 def _widget_class(spec: FilterSpec):
