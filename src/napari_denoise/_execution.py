@@ -14,6 +14,13 @@ The plan knows how to run that core
   nothing across independent axes), or with whole-slice blocks for methods that
   need the whole plane or volume.
 
+Cores marked ``crop=True`` (the compiled kernels of ``filters/_kernels.py``
+used by the Gaussian, mean, median and edge filters) read the input tile in
+its own dtype, filter only the part of the block that is kept (the halo is
+read, never filtered) and write straight into the output, so tiles can be
+thin (small working memory) without recomputing halos; on dask input they run
+on each overlapped block's interior instead of filtering and trimming it.
+
 Because tile edges inside the image get real neighbouring data from the halo
 and the border ``mode`` applies only at the true image border, tiled, untiled
 and lazy results are identical.
@@ -39,11 +46,24 @@ from ._params import is_lazy
 
 __all__ = ["Plan", "Cancelled", "default_workers"]
 
+# Input dtypes whose values are all exact in float32: cropping cores read them
+# as they are instead of from a float32 copy.
+_DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
+
 # A tile should take about this long, so that cancelling answers within ~1 s
 # and the progress bar moves, but not much less (per-tile overhead).
 _TARGET_TILE_SECONDS = 0.25
 _MIN_TILE_VOXELS = 1 << 16
 _MAX_TILE_VOXELS = 1 << 22
+_CROP_MIN_TILE_VOXELS = 1 << 18
+_CROP_MAX_TILE_VOXELS = 1 << 21
+
+
+def _release_scratch() -> None:
+    """Free the calling thread's kernel work arrays (pool threads free theirs on exit)."""
+    from .filters._kernels import release_scratch
+
+    release_scratch()
 
 
 class Cancelled(Exception):
@@ -92,6 +112,16 @@ class Plan:
         Rough seconds per voxel of the core, used to size tiles.
     params : dict
         Resolved parameters (pixels) for recipes and progress labels.
+    crop : bool
+        When True the core is called as ``core(block, context, keep, out)``:
+        ``block`` may then be in the input's own dtype when every value of it
+        is exact in float32 (uint8, int8, uint16, int16; float32), C-contiguous,
+        and ``keep`` (a tuple of slices of ``block``) is the part whose result
+        is wanted; the core writes the float32 result of ``block[keep]`` into
+        ``out`` (a view of the output, or None) and returns it (or returns a
+        new array when ``out`` is None).
+        Such cores (the compiled kernels) never filter the halo, only read it,
+        so tiles can be thin and no float32 copy of the input is made.
     """
 
     name: str
@@ -103,6 +133,7 @@ class Plan:
     prepare: Callable[[np.ndarray], Any] | None = None
     cost: float = 3e-8
     params: dict = field(default_factory=dict)
+    crop: bool = False
 
     # -- public entry points -------------------------------------------------
     @property
@@ -155,7 +186,13 @@ class Plan:
             return [None]
         seconds = voxels * self.cost
         wanted = max(1, math.ceil(seconds / _TARGET_TILE_SECONDS))
-        wanted = max(wanted, math.ceil(voxels / _MAX_TILE_VOXELS))
+        max_voxels = _MAX_TILE_VOXELS
+        if self.crop:
+            # Cropping cores hold ~2 float32 copies of a tile: tiles of at most
+            # 1/16 of the slice keep the working memory of two threads within
+            # a quarter of the output (the memory target is 1.25x the output).
+            max_voxels = max(_CROP_MIN_TILE_VOXELS, min(_CROP_MAX_TILE_VOXELS, voxels // 16))
+        wanted = max(wanted, math.ceil(voxels / max_voxels))
         if n_slices < workers and voxels >= 2 * _MIN_TILE_VOXELS:
             wanted = max(wanted, math.ceil(workers / n_slices))
         wanted = min(wanted, max(1, voxels // _MIN_TILE_VOXELS))
@@ -164,7 +201,7 @@ class Plan:
         # Cut along the first (slowest-varying, contiguous) axis when its tiles
         # stay at least twice as thick as the halo; otherwise along the axis
         # where the halo costs least relative to its length.
-        if math.ceil(spatial_shape[0] / wanted) >= 2 * self.halo[0]:
+        if self.crop or math.ceil(spatial_shape[0] / wanted) >= 2 * self.halo[0]:
             axis = 0
         else:
             axis = max(
@@ -172,8 +209,21 @@ class Plan:
                 key=lambda a: (spatial_shape[a] / (1 + 2 * self.halo[a]), -a),
             )
         length, halo = spatial_shape[axis], self.halo[axis]
-        # Tiles thinner than twice the halo would mostly recompute the halo.
-        thickness = max(math.ceil(length / wanted), 2 * halo, 1)
+        if self.crop:
+            # cropping cores only read the halo: any thickness is fine
+            thickness = max(math.ceil(length / wanted), 1)
+        else:
+            # Other cores recompute the halo (and scikit-image pads each tile
+            # again): keep it within ~25 % of a tile (tiles at least 8 halos
+            # thick), and use a multiple of the workers so that no thread
+            # idles at the end. Expensive methods (non-local means) then run
+            # long tiles: that is the price of not recomputing the halo.
+            count = min(wanted, max(1, length // max(1, 8 * halo)))
+            if count >= workers:
+                count -= count % workers
+            elif length >= workers * 2 * halo and wanted >= workers:
+                count = workers
+            thickness = max(math.ceil(length / max(1, count)), 1)
         if thickness >= length:
             return [None]
         return [(axis, start, min(start + thickness, length)) for start in range(0, length, thickness)]
@@ -203,32 +253,52 @@ class Plan:
                 contexts[index] = self.prepare(src[index])
             return contexts[index]
 
+        def as_block(region):
+            if self.crop and region.dtype in _DIRECT_DTYPES:
+                return np.ascontiguousarray(region)
+            return np.asarray(region, dtype=np.float32)
+
         def task(index, tile):
             piece = src[index]
             if tile is None:
-                block = np.asarray(piece, dtype=np.float32)
-                dst[index] = self.core(block, context_for(index))
+                block = as_block(piece)
+                if self.crop:
+                    view = dst[index]
+                    result = self.core(block, context_for(index), (slice(None),) * k, view)
+                    if result is not view:
+                        view[...] = result
+                else:
+                    dst[index] = self.core(block, context_for(index))
                 return
             axis, start, stop = tile
             halo = self.halo[axis]
             lo, hi = max(0, start - halo), min(spatial_shape[axis], stop + halo)
             cut_in = [slice(None)] * k
             cut_in[axis] = slice(lo, hi)
-            block = np.asarray(piece[tuple(cut_in)], dtype=np.float32)
-            result = self.core(block, context_for(index))
+            block = as_block(piece[tuple(cut_in)])
             keep = [slice(None)] * k
             keep[axis] = slice(start - lo, stop - lo)
             cut_out = [slice(None)] * k
             cut_out[axis] = slice(start, stop)
-            dst[index][tuple(cut_out)] = result[tuple(keep)]
+            if self.crop:
+                view = dst[index][tuple(cut_out)]
+                result = self.core(block, context_for(index), tuple(keep), view)
+                if result is not view:
+                    view[...] = result
+            else:
+                result = self.core(block, context_for(index))
+                dst[index][tuple(cut_out)] = result[tuple(keep)]
 
         jobs = [(index, tile) for index in np.ndindex(*lead) for tile in tiles]
         total = len(jobs)
         yield (0, total)
         if workers == 1 or total == 1:
-            for done, job in enumerate(jobs, 1):
-                task(*job)
-                yield (done, total)
+            try:
+                for done, job in enumerate(jobs, 1):
+                    task(*job)
+                    yield (done, total)
+            finally:
+                _release_scratch()
             return out
 
         if self.prepare is not None and tiles != [None]:
@@ -263,6 +333,47 @@ class Plan:
     def _block(self, block: np.ndarray) -> np.ndarray:
         return replace(self, image=block).run(workers=1)
 
+    def _interior(self, block: np.ndarray, depth: dict, block_counts, block_id=None) -> np.ndarray:
+        """Filter the interior of one overlapped dask block (cropping cores only)."""
+        try:
+            return self._interior_of(block, depth, block_id, block_counts)
+        finally:
+            _release_scratch()
+
+    def _interior_of(self, block, depth, location, count):
+        # (block_id rather than block_info: dask builds block_info eagerly for
+        # every chunk, which made the call itself slow on huge arrays)
+        keep = []
+        for ax in range(block.ndim):
+            d = depth[ax]
+            lo = d if d and location[ax] > 0 else 0
+            hi = block.shape[ax] - (d if d and location[ax] < count[ax] - 1 else 0)
+            keep.append(slice(lo, hi))
+        out_shape = [s.stop - s.start for s in keep]
+        k = len(self.spatial_axes)
+        if k == block.ndim and 0 not in out_shape:
+            # one spatial slice: the core's result is the block (no copy)
+            piece = block if block.dtype in _DIRECT_DTYPES else block.astype(np.float32)
+            context = None if self.prepare is None else self.prepare(piece)
+            result = self.core(np.ascontiguousarray(piece), context, tuple(keep))
+            return np.moveaxis(result, range(k), self.spatial_axes).astype(self.out_dtype, copy=False)
+        out = np.empty(out_shape, dtype=self.out_dtype)
+        if out.size == 0:
+            return out
+        src = self._layout(block)
+        dst = self._layout(out)
+        keep_lead = [keep[ax] for ax in range(block.ndim) if ax not in self.spatial_axes]
+        keep_spatial = tuple(keep[ax] for ax in self.spatial_axes)
+        lead = dst.shape[: dst.ndim - k]
+        for index in np.ndindex(*lead):
+            source = tuple(s.start + i for s, i in zip(keep_lead, index))
+            piece = src[source]
+            if piece.dtype not in _DIRECT_DTYPES:
+                piece = piece.astype(np.float32)
+            context = None if self.prepare is None else self.prepare(piece)
+            dst[index] = self.core(np.ascontiguousarray(piece), context, keep_spatial)
+        return out
+
     def _lazy(self):
         import dask.array as da
 
@@ -279,6 +390,27 @@ class Plan:
             depth[ax] = 0 if len(image.chunks[ax]) == 1 else min(reach, image.shape[ax])
         if not any(depth.values()):
             return da.map_blocks(self._block, image, dtype=self.out_dtype, meta=meta)
+        if self.crop:
+            # Cropping cores filter only the interior of each overlapped block
+            # (the halo is read, never filtered, and nothing is trimmed away).
+            from dask.array.overlap import ensure_minimum_chunksize, overlap
+
+            chunks = tuple(
+                ensure_minimum_chunksize(depth[ax], c) if depth[ax] else c
+                for ax, c in enumerate(image.chunks)
+            )
+            if chunks != image.chunks:
+                image = image.rechunk(chunks)
+            expanded = overlap(image, depth=depth, boundary="none")
+            return da.map_blocks(
+                self._interior,
+                expanded,
+                depth=depth,
+                block_counts=image.numblocks,
+                chunks=image.chunks,
+                dtype=self.out_dtype,
+                meta=meta,
+            )
         return da.map_overlap(
             self._block,
             image,

@@ -13,6 +13,8 @@ import numpy as np
 
 __all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes"]
 
+_DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
+
 # Working arrays a core holds per voxel of its tile, in float32 units
 # (input copy, output, and the temporaries of the scipy/skimage routine).
 _TEMPORARIES_PER_TILE = 6
@@ -64,6 +66,22 @@ def estimate_memory(plan, tiles, workers: int) -> int:
         axis, start, stop = tiles[0]
         halo = plan.halo[axis]
         tile_voxels = slice_voxels // max(1, spatial[axis]) * min(spatial[axis], stop - start + 2 * halo)
+    if getattr(plan, "crop", False):
+        # Compiled cropping cores (see Plan.crop): they read the input where it
+        # lies (or a float32 copy of the tile with its halo for dtypes that are
+        # not exact in float32), hold two float32 work arrays of at most the
+        # tile plus its halo, and write into the output; edge magnitudes hold
+        # one more array. Only ``workers`` tiles run at once.
+        kept_voxels = slice_voxels
+        if tiles != [None]:
+            axis, start, stop = tiles[0]
+            kept_voxels = slice_voxels // max(1, spatial[axis]) * (stop - start)
+        # two work arrays + one component + allocator slack, each of the kept tile
+        per_tile = 4 * kept_voxels * 4
+        if np.dtype(image.dtype) not in _DIRECT_DTYPES:
+            per_tile += tile_voxels * 4  # float32 copy of the tile with its halo
+        running = min(workers, max(1, image.size // max(1, tile_voxels)))
+        return int(out + running * per_tile)
     in_flight = min(2 * workers, max(1, image.size // max(1, tile_voxels)))
     temporaries = in_flight * tile_voxels * 4 * _TEMPORARIES_PER_TILE
     if plan.prepare is not None:

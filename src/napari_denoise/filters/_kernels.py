@@ -28,6 +28,7 @@ for more than three axes) the callers fall back to scipy.ndimage.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -41,12 +42,16 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "HAVE_NUMBA",
+    "DIRECT_DTYPES",
     "supported",
     "separable",
     "uniform",
     "median",
     "gaussian_weights",
     "median_supported",
+    "release_scratch",
+    "edge_magnitude",
+    "derivative_sum",
 ]
 
 _MODES = {"reflect": 0, "mirror": 1, "nearest": 2, "constant": 3}
@@ -88,7 +93,17 @@ def _symmetry(weights: np.ndarray) -> int:
     return 0
 
 
+# Input dtypes read directly by the kernels (every value is exact in float32,
+# so the result equals filtering the float32 copy); others are converted first.
+DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
+
+
 def _as3d(block: np.ndarray) -> np.ndarray:
+    block = np.asarray(block)
+    if block.dtype in DIRECT_DTYPES:
+        block = np.ascontiguousarray(block)
+    else:
+        block = np.ascontiguousarray(block, dtype=np.float32)
     return block.reshape((1,) * (3 - block.ndim) + block.shape)
 
 
@@ -124,6 +139,9 @@ if HAVE_NUMBA:
             return 0 if i < 0 else n - 1
         return -1  # constant
 
+    # Inner loops index 1-D slices with the loop counter only: numba then
+    # drops its negative-index checks and LLVM vectorises them (4x faster).
+
     @_jit
     def _corr_inner(src, out, w, sym, mode, cval, start):
         """Correlate along the last axis of (A, N) ``src`` into (A, M) ``out``.
@@ -138,32 +156,91 @@ if HAVE_NUMBA:
         line = np.empty(m + size - 1, np.float64)
         acc = np.empty(m, np.float64)
         for a in range(a_len):
+            row = src[a]
             for k in range(m + size - 1):
                 j = _map(start + k - r1, n, mode)
-                line[k] = cval if j < 0 else np.float64(src[a, j])
-            if sym > 0:
+                line[k] = cval if j < 0 else np.float64(row[j])
+            if sym != 0:
+                centre = line[r1 : r1 + m]
+                w0 = w[r1]
                 for k in range(m):
-                    acc[k] = line[k + r1] * w[r1]
+                    acc[k] = centre[k] * w0
                 for jj in range(-r1, 0):
                     wj = w[r1 + jj]
-                    for k in range(m):
-                        acc[k] += (line[k + r1 + jj] + line[k + r1 - jj]) * wj
-            elif sym < 0:
-                for k in range(m):
-                    acc[k] = line[k + r1] * w[r1]
-                for jj in range(-r1, 0):
-                    wj = w[r1 + jj]
-                    for k in range(m):
-                        acc[k] += (line[k + r1 + jj] - line[k + r1 - jj]) * wj
+                    lo = line[r1 + jj : r1 + jj + m]
+                    hi = line[r1 - jj : r1 - jj + m]
+                    if sym > 0:
+                        for k in range(m):
+                            acc[k] += (lo[k] + hi[k]) * wj
+                    else:
+                        for k in range(m):
+                            acc[k] += (lo[k] - hi[k]) * wj
             else:
+                last = line[r1 + r2 : r1 + r2 + m]
+                wl = w[r1 + r2]
                 for k in range(m):
-                    acc[k] = line[k + r1 + r2] * w[r1 + r2]
+                    acc[k] = last[k] * wl
                 for jj in range(-r1, r2):
                     wj = w[r1 + jj]
+                    sh = line[r1 + jj : r1 + jj + m]
                     for k in range(m):
-                        acc[k] += line[k + r1 + jj] * wj
+                        acc[k] += sh[k] * wj
+            o = out[a]
             for k in range(m):
-                out[a, k] = np.float32(acc[k])
+                o[k] = np.float32(acc[k])
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _fill(acc, row, bw, cval, wj):
+        if row.shape[0] == 0:
+            for b in range(bw):
+                acc[b] = cval * wj
+        else:
+            for b in range(bw):
+                acc[b] = np.float64(row[b]) * wj
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _add(acc, row, bw, cval, wj):
+        if row.shape[0] == 0:
+            for b in range(bw):
+                acc[b] += cval * wj
+        else:
+            for b in range(bw):
+                acc[b] += np.float64(row[b]) * wj
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _add_pair(acc, lo, hi, bw, cval, wj, sign):
+        if lo.shape[0] != 0 and hi.shape[0] != 0:
+            if sign > 0:
+                for b in range(bw):
+                    acc[b] += (np.float64(lo[b]) + np.float64(hi[b])) * wj
+            else:
+                for b in range(bw):
+                    acc[b] += (np.float64(lo[b]) - np.float64(hi[b])) * wj
+        elif lo.shape[0] != 0:
+            if sign > 0:
+                for b in range(bw):
+                    acc[b] += (np.float64(lo[b]) + cval) * wj
+            else:
+                for b in range(bw):
+                    acc[b] += (np.float64(lo[b]) - cval) * wj
+        elif hi.shape[0] != 0:
+            if sign > 0:
+                for b in range(bw):
+                    acc[b] += (cval + np.float64(hi[b])) * wj
+            else:
+                for b in range(bw):
+                    acc[b] += (cval - np.float64(hi[b])) * wj
+        else:
+            v = (cval + cval) if sign > 0 else (cval - cval)
+            for b in range(bw):
+                acc[b] += v * wj
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _row(src, a, i, b0, bw):
+        """Row ``i`` of plane ``a`` (columns b0 .. b0+bw), empty for -1 (cval)."""
+        if i < 0:
+            return src[a, 0, b0:b0]
+        return src[a, i, b0 : b0 + bw]
 
     @_jit
     def _corr_outer(src, out, w, sym, mode, cval, start):
@@ -182,68 +259,20 @@ if HAVE_NUMBA:
                 bw = min(_BLOCK, b_len - b0)
                 for k in range(m):
                     i = start + k
-                    c = _map(i, n, mode)
                     if sym != 0:
-                        if c < 0:
-                            for b in range(bw):
-                                acc[b] = cval * w[r1]
-                        else:
-                            for b in range(bw):
-                                acc[b] = np.float64(src[a, c, b0 + b]) * w[r1]
+                        _fill(acc, _row(src, a, _map(i, n, mode), b0, bw), bw, cval, w[r1])
                         for jj in range(-r1, 0):
-                            wj = w[r1 + jj]
-                            lo = _map(i + jj, n, mode)
-                            hi = _map(i - jj, n, mode)
-                            if lo >= 0 and hi >= 0:
-                                if sym > 0:
-                                    for b in range(bw):
-                                        acc[b] += (np.float64(src[a, lo, b0 + b]) + np.float64(src[a, hi, b0 + b])) * wj
-                                else:
-                                    for b in range(bw):
-                                        acc[b] += (np.float64(src[a, lo, b0 + b]) - np.float64(src[a, hi, b0 + b])) * wj
-                            elif lo >= 0:
-                                if sym > 0:
-                                    for b in range(bw):
-                                        acc[b] += (np.float64(src[a, lo, b0 + b]) + cval) * wj
-                                else:
-                                    for b in range(bw):
-                                        acc[b] += (np.float64(src[a, lo, b0 + b]) - cval) * wj
-                            elif hi >= 0:
-                                if sym > 0:
-                                    for b in range(bw):
-                                        acc[b] += (cval + np.float64(src[a, hi, b0 + b])) * wj
-                                else:
-                                    for b in range(bw):
-                                        acc[b] += (cval - np.float64(src[a, hi, b0 + b])) * wj
-                            else:
-                                v = (cval + cval) if sym > 0 else (cval - cval)
-                                for b in range(bw):
-                                    acc[b] += v * wj
+                            lo = _row(src, a, _map(i + jj, n, mode), b0, bw)
+                            hi = _row(src, a, _map(i - jj, n, mode), b0, bw)
+                            _add_pair(acc, lo, hi, bw, cval, w[r1 + jj], sym)
                     else:
-                        for t in range(size):
-                            # first term is the last weight, then -r1 .. r2-1
-                            if t == 0:
-                                jj = r2
-                            else:
-                                jj = t - 1 - r1
-                            wj = w[r1 + jj]
-                            s = _map(i + jj, n, mode)
-                            if t == 0:
-                                if s < 0:
-                                    for b in range(bw):
-                                        acc[b] = cval * wj
-                                else:
-                                    for b in range(bw):
-                                        acc[b] = np.float64(src[a, s, b0 + b]) * wj
-                            else:
-                                if s < 0:
-                                    for b in range(bw):
-                                        acc[b] += cval * wj
-                                else:
-                                    for b in range(bw):
-                                        acc[b] += np.float64(src[a, s, b0 + b]) * wj
+                        # first term is the last weight, then -r1 .. r2-1
+                        _fill(acc, _row(src, a, _map(i + r2, n, mode), b0, bw), bw, cval, w[r1 + r2])
+                        for jj in range(-r1, r2):
+                            _add(acc, _row(src, a, _map(i + jj, n, mode), b0, bw), bw, cval, w[r1 + jj])
+                    o = out[a, k, b0 : b0 + bw]
                     for b in range(bw):
-                        out[a, k, b0 + b] = np.float32(acc[b])
+                        o[b] = np.float32(acc[b])
 
     @_jit
     def _uniform_inner(src, out, size, mode, cval, start):
@@ -253,16 +282,18 @@ if HAVE_NUMBA:
         r1 = size // 2
         line = np.empty(m + size - 1, np.float64)
         for a in range(a_len):
+            row = src[a]
             for k in range(m + size - 1):
                 j = _map(start + k - r1, n, mode)
-                line[k] = cval if j < 0 else np.float64(src[a, j])
+                line[k] = cval if j < 0 else np.float64(row[j])
+            o = out[a]
             tmp = 0.0
             for k in range(size):
                 tmp += line[k]
-            out[a, 0] = np.float32(tmp / size)
+            o[0] = np.float32(tmp / size)
             for k in range(1, m):
                 tmp += line[k + size - 1] - line[k - 1]
-                out[a, k] = np.float32(tmp / size)
+                o[k] = np.float32(tmp / size)
 
     @_jit
     def _uniform_outer(src, out, size, mode, cval, start):
@@ -278,32 +309,17 @@ if HAVE_NUMBA:
                 for b in range(bw):
                     acc[b] = 0.0
                 for t in range(size):
-                    s = _map(start - r1 + t, n, mode)
-                    if s < 0:
-                        for b in range(bw):
-                            acc[b] += cval
-                    else:
-                        for b in range(bw):
-                            acc[b] += np.float64(src[a, s, b0 + b])
+                    _add(acc, _row(src, a, _map(start - r1 + t, n, mode), b0, bw), bw, cval, 1.0)
+                o = out[a, 0, b0 : b0 + bw]
                 for b in range(bw):
-                    out[a, 0, b0 + b] = np.float32(acc[b] / fsize)
+                    o[b] = np.float32(acc[b] / fsize)
                 for k in range(1, m):
-                    add = _map(start + k + size - 1 - r1, n, mode)
-                    sub = _map(start + k - 1 - r1, n, mode)
-                    if add >= 0 and sub >= 0:
-                        for b in range(bw):
-                            acc[b] += (np.float64(src[a, add, b0 + b]) - np.float64(src[a, sub, b0 + b]))
-                    elif add >= 0:
-                        for b in range(bw):
-                            acc[b] += (np.float64(src[a, add, b0 + b]) - cval)
-                    elif sub >= 0:
-                        for b in range(bw):
-                            acc[b] += (cval - np.float64(src[a, sub, b0 + b]))
-                    else:
-                        for b in range(bw):
-                            acc[b] += (cval - cval)
+                    add = _row(src, a, _map(start + k + size - 1 - r1, n, mode), b0, bw)
+                    sub = _row(src, a, _map(start + k - 1 - r1, n, mode), b0, bw)
+                    _add_pair(acc, add, sub, bw, cval, 1.0, -1)
+                    o = out[a, k, b0 : b0 + bw]
                     for b in range(bw):
-                        out[a, k, b0 + b] = np.float32(acc[b] / fsize)
+                        o[b] = np.float32(acc[b] / fsize)
 
     @_jit
     def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0):
@@ -384,12 +400,33 @@ if HAVE_NUMBA:
                         out[k, j, c0 + i] = buf[mid, i]
 
 
-def _pass(src, weights, axis, start, stop, mode, cval, kind):
+_local = threading.local()
+
+
+def _scratch(slot: int, shape) -> np.ndarray:
+    """A float32 work array of ``shape`` reused by this thread (no fresh pages per tile)."""
+    n = math.prod(shape)
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buf = buffers.get(slot)
+    if buf is None or buf.size < n:
+        buf = buffers[slot] = np.empty(n, np.float32)
+    return buf[:n].reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's work arrays (threads of a finished pool free theirs anyway)."""
+    _local.buffers = None
+
+
+def _pass(src, weights, axis, start, stop, mode, cval, kind, out=None, slot=None):
     """One 1-D pass along ``axis`` of the 3-D array ``src``; output cropped to [start, stop)."""
     shape = src.shape
     out_shape = list(shape)
     out_shape[axis] = stop - start
-    out = np.empty(out_shape, np.float32)
+    if out is None:
+        out = np.empty(out_shape, np.float32) if slot is None else _scratch(slot, out_shape)
     a_len = math.prod(shape[:axis])
     b_len = math.prod(shape[axis + 1 :])
     if axis == 2:
@@ -409,52 +446,134 @@ def _pass(src, weights, axis, start, stop, mode, cval, kind):
     return out
 
 
-def _run_passes(block, passes, mode, cval, keep, kind):
+def _writable(out, shape):
+    """``out`` as a 3-D C-contiguous float32 array of ``shape``, or None if it is not one."""
+    if (
+        out is not None
+        and out.dtype == np.float32
+        and out.flags.c_contiguous
+        and out.flags.writeable
+        and out.size == math.prod(shape)
+    ):
+        return out.reshape(shape)
+    return None
+
+
+def _run_passes(block, passes, mode, cval, keep, kind, out=None, final_slot=None):
     original_ndim = block.ndim
     bounds = _keep3d(keep, block.shape)
-    data = np.ascontiguousarray(_as3d(block), dtype=np.float32)
+    data = _as3d(block)
     shift = 3 - original_ndim
     code = _MODES[mode]
     cval = float(cval)
-    done = set()
-    for axis, weights in passes:
+    done = {axis + shift for axis, _ in passes}
+    kept_shape = [b - a for a, b in bounds]
+    # axes without a pass are cropped at the end; when there is nothing to
+    # crop the last pass writes straight into ``out``
+    direct = all(ax in done or bounds[ax] == (0, data.shape[ax]) for ax in range(3))
+    target = _writable(out, kept_shape) if direct else None
+    for i, (axis, weights) in enumerate(passes):
         ax = axis + shift
         start, stop = bounds[ax]
-        data = _pass(data, weights, ax, start, stop, code, cval, kind)
-        done.add(ax)
-    # axes without a pass are cropped at the end
-    crop = tuple(
-        slice(None) if ax in done else slice(*bounds[ax]) for ax in range(3)
-    )
+        last = i == len(passes) - 1
+        data = _pass(
+            data, weights, ax, start, stop, code, cval, kind,
+            out=target if last else None, slot=(final_slot if last else i % 2),
+        )
+    if target is not None and passes:
+        return out
+    crop = tuple(slice(None) if ax in done else slice(*bounds[ax]) for ax in range(3))
     data = data[crop]
+    if out is not None:
+        out[...] = data.reshape(out.shape)
+        return out
+    data = np.array(data, dtype=np.float32) if not passes else np.asarray(data, dtype=np.float32)
     return data.reshape(data.shape[shift:])
 
 
-def separable(block, passes, mode, cval=0.0, keep=None):
+def separable(block, passes, mode, cval=0.0, keep=None, out=None, final_slot=None):
     """Apply 1-D correlations ``passes = [(axis, weights), ...]`` in order.
 
     Bit-identical to calling ``ndimage.correlate1d(x, weights, axis,
     output=float32, mode=mode, cval=cval)`` in the same order on the float32
-    block, restricted to ``keep``.
+    block, restricted to ``keep``. The result goes into ``out`` when given;
+    else into this thread's work array ``final_slot`` when given (valid until
+    the next call that uses that slot), else into a new array.
     """
     passes = [(axis, np.ascontiguousarray(w, dtype=np.float64)) for axis, w in passes]
-    return _run_passes(block, passes, mode, cval, keep, "correlate")
+    return _run_passes(block, passes, mode, cval, keep, "correlate", out, final_slot)
 
 
-def uniform(block, size, mode, cval=0.0, keep=None):
+def uniform(block, size, mode, cval=0.0, keep=None, out=None):
     """``ndimage.uniform_filter(float32 block, size)`` restricted to ``keep``."""
     passes = [(axis, int(s)) for axis, s in enumerate(size) if int(s) > 1]
-    return _run_passes(block, passes, mode, cval, keep, "uniform")
+    return _run_passes(block, passes, mode, cval, keep, "uniform", out)
 
 
-def median(block, size, mode, cval=0.0, keep=None):
+def median(block, size, mode, cval=0.0, keep=None, out=None):
     """``ndimage.median_filter(float32 block, size)`` restricted to ``keep`` (odd window)."""
     bounds = _keep3d(keep, block.shape)
     size3 = (1,) * (3 - block.ndim) + tuple(int(s) for s in size)
-    data = np.ascontiguousarray(_as3d(block), dtype=np.float32)
-    out = np.empty([b - a for a, b in bounds], np.float32)
+    data = _as3d(block)
+    kept_shape = [b - a for a, b in bounds]
+    target = _writable(out, kept_shape)
+    result = np.empty(kept_shape, np.float32) if target is None else target
     _median3d(
-        data, out, size3[0], size3[1], size3[2], _MODES[mode], np.float32(cval),
+        data, result, size3[0], size3[1], size3[2], _MODES[mode], np.float32(cval),
         bounds[0][0], bounds[1][0], bounds[2][0],
     )
-    return out.reshape(out.shape[3 - block.ndim :])
+    if target is not None:
+        return out
+    result = result.reshape(result.shape[3 - block.ndim :])
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def edge_magnitude(block, derivative, smooth, steps, mode, cval=0.0, keep=None, out=None):
+    """``sqrt(mean_i (g_i / step_i)^2)`` with ``g_i`` = derivative along i, smoothed along the others.
+
+    Same passes, in the same order, as ``ndimage.correlate1d`` calls would do.
+    """
+    ndim = block.ndim
+    total = None
+    for edge_axis in range(ndim):
+        # smoothing first, derivative last: exact for mode='constant' with cval != 0
+        passes = [(ax, smooth) for ax in range(ndim) if ax != edge_axis] + [(edge_axis, derivative)]
+        if edge_axis == 0:
+            component = separable(block, passes, mode, cval, keep, out)
+        else:  # a reused work array: no fresh pages, no allocator slack
+            component = separable(block, passes, mode, cval, keep, final_slot=2)
+        component /= np.float32(steps[edge_axis])
+        np.square(component, out=component)
+        if total is None:
+            total = component
+        else:
+            total += component
+    total /= np.float32(ndim)
+    return np.sqrt(total, out=total)
+
+
+def derivative_sum(block, sigma_px, radius, steps, order, mode, cval=0.0, keep=None, out=None):
+    """Sum over axes of Gaussian derivatives (squared for order 1), as ``ndimage.gaussian_filter(order=...)``."""
+    total = None
+    for axis in range(block.ndim):
+        passes = [
+            (ax, gaussian_weights(s, order if ax == axis else 0, r))
+            for ax, (s, r) in enumerate(zip(sigma_px, radius))
+            if s > 1e-15
+        ]
+        if axis == 0:
+            term = separable(block, passes, mode, cval, keep, out)
+        else:
+            term = separable(block, passes, mode, cval, keep, final_slot=2)
+        if steps[axis] != 1.0:
+            term /= np.float32(steps[axis] ** order)
+        if order == 1:
+            np.square(term, out=term)
+        if total is None:
+            total = term
+        else:
+            total += term
+    return total

@@ -5,6 +5,12 @@ estimated on each independent slice (:func:`~napari_denoise.estimate_noise`),
 so results are in the image's own units and do not depend on its dtype:
 uint16 data holding values 0-235 is denoised exactly like the same values as
 float32, and ``f(c * x) ≈ c * f(x)``.
+
+NaN and infinite pixels never raise, but they are not skipped either: the
+noise estimate leaves them out; the bilateral filter and non-local means turn
+the pixels whose window or patches reach them into NaN; total variation and
+wavelet shrinkage, being global, turn their whole slice (plane or volume)
+into NaN.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ def _bilateral_block(block, sigma_px, radius, sigma_intensity, mode, cval):
         shifted = padded[window]
         np.subtract(shifted, block, out=weight)
         np.square(weight, out=weight)
-        weight *= intensity_scale
+        with np.errstate(over="ignore"):  # -inf here is a weight of exactly 0
+            weight *= intensity_scale
         np.exp(weight, out=weight)
         weight *= spatial_weight
         denominator += weight
@@ -120,10 +127,13 @@ def bilateral(
 
     Notes
     -----
-    Matches :func:`skimage.restoration.denoise_bilateral` on 2-D float images
-    (which bins intensity differences into 10 000 levels, so agreement is to
-    about 1e-3 of the intensity range) with ``win_size = 2 * radius + 1``.
-    Computed exactly here, without binning.
+    The textbook filter (Tomasi & Manduchi, ICCV 1998), computed exactly over
+    the window without binning intensity differences. It agrees with
+    :func:`skimage.restoration.denoise_bilateral` on 2-D float images
+    (``win_size = 2 * radius + 1``) to about 1e-3 of the intensity range once
+    scikit-image's spatial table is built on the right grid: scikit-image
+    0.26 builds it from ``arange(-w//2, w//2 + 1)``, one point too many,
+    which scrambles its spatial weights.
     """
     image, axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)

@@ -1,0 +1,87 @@
+"""Memory guard: estimate before an eager run, refuse with a helpful message."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import numpy as np
+import pytest
+
+import napari_denoise as nd
+from napari_denoise import _memory
+from napari_denoise._execution import default_workers
+
+
+def test_refuses_with_message(monkeypatch):
+    a = np.zeros((8, 256, 256), np.uint16)  # float32 output: 2 MiB
+    monkeypatch.setenv("NAPARI_DENOISE_MEMORY_LIMIT", str(1 << 20))
+    with pytest.raises(MemoryError) as info:
+        nd.gaussian(a, 1.0)
+    message = str(info.value)
+    assert "gaussian" in message and "(8, 256, 256)" in message
+    assert "needs about" in message and "MiB" in message and "1.0 MiB" in message
+    assert "dask" in message  # says what to do
+
+
+def test_runs_under_a_sufficient_limit(monkeypatch):
+    a = np.zeros((8, 256, 256), np.uint16)
+    monkeypatch.setenv("NAPARI_DENOISE_MEMORY_LIMIT", str(64 << 20))
+    assert nd.gaussian(a, 1.0).shape == a.shape
+
+
+def test_lazy_input_is_not_refused(monkeypatch):
+    da = pytest.importorskip("dask.array")
+    monkeypatch.setenv("NAPARI_DENOISE_MEMORY_LIMIT", "1000")
+    lazy = da.zeros((8, 256, 256), dtype=np.uint16, chunks=(4, 256, 256))
+    out = nd.gaussian(lazy, 1.0)  # graph only: nothing is allocated
+    assert out.shape == lazy.shape
+
+
+def test_estimate_counts_output_and_tiles():
+    a = np.zeros((64, 256, 256), np.uint16)
+    plan = nd.gaussian.plan(a, (1, 2, 2))
+    tiles = plan._tiles(a.shape, 1, 2)
+    estimate = _memory.estimate_memory(plan, tiles, 2)
+    out = a.size * 4
+    assert out < estimate <= 1.6 * out
+
+
+def _peak_growth(fn):
+    """Peak RSS growth (bytes) during ``fn()``, via VmHWM reset; None if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+
+    def status(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    before = status("VmRSS:")
+    result = fn()
+    peak = status("VmHWM:") - before
+    del result
+    return peak
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("name", ["gaussian", "median", "sobel"])
+def test_estimate_is_close_to_measured_peak(name):
+    a = np.random.default_rng(0).integers(0, 4000, (32, 256, 512)).astype(np.uint16)  # 16 MiB out
+    fn = getattr(nd, name)
+    fn(a[:2, :16, :16])  # imports, compiled-kernel cache
+    gc.collect()
+    peak = _peak_growth(lambda: fn(a))
+    if peak is None:
+        pytest.skip("cannot reset the RSS high-water mark")
+    workers = default_workers()
+    plan = fn.plan(a)
+    estimate = _memory.estimate_memory(plan, plan._tiles(a.shape, 1, workers), workers)
+    out = a.size * 4
+    assert peak <= 1.6 * out  # never far above the float32 output
+    assert peak <= 1.25 * estimate  # the guard does not underestimate
