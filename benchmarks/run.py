@@ -204,6 +204,9 @@ def memory_lines(memory) -> list[str]:
 
 
 def main(argv) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
     quick = "--quick" in argv
     write = "--no-write" not in argv
     output = HERE / "RESULTS.md"
