@@ -122,6 +122,11 @@ class Plan:
         new array when ``out`` is None).
         Such cores (the compiled kernels) never filter the halo, only read it,
         so tiles can be thin and no float32 copy of the input is made.
+    abort : numpy.ndarray or None
+        A one-element uint8 flag that long-running compiled cores poll (e.g.
+        between search offsets of non-local means). The eager run clears it
+        when it starts and sets it when it is stopped early (cancel, error),
+        so tiles in flight end within milliseconds; their output is dropped.
     """
 
     name: str
@@ -134,6 +139,7 @@ class Plan:
     cost: float = 3e-8
     params: dict = field(default_factory=dict)
     crop: bool = False
+    abort: np.ndarray | None = None
 
     # -- public entry points -------------------------------------------------
     @property
@@ -159,6 +165,7 @@ class Plan:
                 if progress is not None:
                     progress(done, total)
                 if cancel is not None and cancel():
+                    self.stop()
                     gen.close()
                     raise Cancelled(f"{self.name}: cancelled after {done} of {total} tiles")
         except StopIteration as stop:
@@ -291,13 +298,18 @@ class Plan:
 
         jobs = [(index, tile) for index in np.ndindex(*lead) for tile in tiles]
         total = len(jobs)
+        if self.abort is not None:
+            self.abort[0] = 0
+        finished_all = False
         yield (0, total)
         if workers == 1 or total == 1:
             try:
                 for done, job in enumerate(jobs, 1):
                     task(*job)
                     yield (done, total)
+                finished_all = True
             finally:
+                self._stop_cores(finished_all)
                 _release_scratch()
             return out
 
@@ -323,11 +335,28 @@ class Plan:
                     future.result()
                     done += 1
                 yield (done, total)
+            finished_all = True
         finally:
             for future in pending:
                 future.cancel()
+            self._stop_cores(finished_all)
             pool.shutdown(wait=True)
         return out
+
+    def _stop_cores(self, finished: bool) -> None:
+        """Tell cores still running that their results are no longer wanted."""
+        if not finished:
+            self.stop()
+
+    def stop(self) -> None:
+        """Ask cores that poll :attr:`abort` to return now (the run is being dropped).
+
+        Safe from any thread; a no-op for cores that do not poll. Tiles stopped
+        this way leave unfinished values in the output, so call it only when
+        the result will be discarded (cancel).
+        """
+        if self.abort is not None:
+            self.abort[0] = 1
 
     # -- lazy (dask) path ----------------------------------------------------
     def _block(self, block: np.ndarray) -> np.ndarray:

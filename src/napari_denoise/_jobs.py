@@ -79,10 +79,12 @@ def _filter_steps(plan, cancel_event, source_limits):
                 kind, value = inbox.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 if cancel_event.is_set():
+                    plan.stop()
                     return None
                 continue
             if kind == "step":
                 if cancel_event.is_set():
+                    plan.stop()
                     return None
                 yield value
             elif kind == "error":
@@ -95,6 +97,7 @@ def _filter_steps(plan, cancel_event, source_limits):
     except GeneratorExit:
         # The worker was quit (e.g. napari closing): stop the helper thread too.
         cancel_event.set()
+        plan.stop()
         raise
     if cancel_event.is_set():
         return None

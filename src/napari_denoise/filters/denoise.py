@@ -28,6 +28,7 @@ from .._params import (
     lengths_to_pixels,
     optional_positive,
 )
+from . import _kernels
 from ._base import BorderMode, Plan, check_mode, filter_function, setup
 from .noise import noise_of_slice
 
@@ -384,10 +385,16 @@ def non_local_means(
         s = sigma if sigma is not None else noise_of_slice(piece)
         return (h if h is not None else factor * s, s)
 
+    abort = np.zeros(1, np.uint8)  # set by the execution layer on cancel
+
     def core(block, context):
         h_value, s = context
         if h_value == 0:
             return block
+        if fast_mode and _kernels.HAVE_NUMBA and block.ndim in (2, 3):
+            # compiled port of scikit-image's fast mode: same result, faster;
+            # it polls ``abort`` so a cancel ends even a long tile at once
+            return _kernels.nl_means_fast(block, h_value, s, patch_size, patch_distance, abort=abort)
         result = restoration.denoise_nl_means(
             block,
             h=h_value,
@@ -401,7 +408,12 @@ def non_local_means(
         # scikit-image drops size-1 axes of its input; give them back.
         return np.reshape(result, block.shape)
 
-    per_voxel = (2 * patch_distance + 1) ** len(axes) * (1.5e-8 if fast_mode else 1e-8 * patch_size ** len(axes))
+    if fast_mode:
+        # compiled port: ~3 ns per voxel and search offset on one core (skimage ~5-7 ns)
+        per_shift = 3e-9 if _kernels.HAVE_NUMBA else 1.5e-8
+        per_voxel = (2 * patch_distance + 1) ** len(axes) * per_shift
+    else:
+        per_voxel = (2 * patch_distance + 1) ** len(axes) * 1e-8 * patch_size ** len(axes)
     return Plan(
         "non_local_means",
         image,
@@ -411,4 +423,5 @@ def non_local_means(
         prepare=prepare,
         cost=per_voxel,
         params={"h": h, "sigma": sigma, "patch_size": patch_size, "patch_distance": patch_distance},
+        abort=abort,
     )
