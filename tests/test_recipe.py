@@ -6,7 +6,7 @@ import pytest
 import napari_denoise
 from napari_denoise._layer_axes import layer_axes
 from napari_denoise._recipe import call_arguments, python_call, recipe, result_name, voxel_sizes, warnings_for
-from napari_denoise._registry import by_name
+from napari_denoise._registry import FILTERS, by_name
 
 AXES = layer_axes(3, (0.29, 0.26, 0.26), ("µm",) * 3, ("z", "y", "x"))
 
@@ -56,3 +56,10 @@ def test_filters_without_spacing_get_none_passed():
     spec = by_name("Total variation")
     kwargs = call_arguments(spec, AXES, {"weight": None})
     assert "spacing" not in kwargs and kwargs["spatial_axes"] == (0, 1, 2)
+
+
+@pytest.mark.parametrize("spec", FILTERS, ids=lambda s: s.name)
+def test_planar_flag_agrees_with_the_function(spec):
+    # the table says which filters work plane by plane; the function decides it
+    plan = spec.function.plan(np.zeros((6, 12, 12), np.float32))
+    assert spec.planar == (plan.spatial_axes == (1, 2))

@@ -42,13 +42,9 @@ from typing import Any
 import numpy as np
 
 from ._memory import check_memory
-from ._params import is_lazy
+from ._params import as_kernel_input, is_lazy
 
 __all__ = ["Plan", "Cancelled", "default_workers"]
-
-# Input dtypes whose values are all exact in float32: cropping cores read them
-# as they are instead of from a float32 copy.
-_DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
 
 # A tile should take about this long, so that cancelling answers within ~1 s
 # and the progress bar moves, but not much less (per-tile overhead).
@@ -260,41 +256,26 @@ class Plan:
                 contexts[index] = self.prepare(src[index])
             return contexts[index]
 
-        def as_block(region):
-            if self.crop and region.dtype in _DIRECT_DTYPES:
-                return np.ascontiguousarray(region)
-            return np.asarray(region, dtype=np.float32)
-
         def task(index, tile):
-            piece = src[index]
-            if tile is None:
-                block = as_block(piece)
-                if self.crop:
-                    view = dst[index]
-                    result = self.core(block, context_for(index), (slice(None),) * k, view)
-                    if result is not view:
-                        view[...] = result
-                else:
-                    dst[index] = self.core(block, context_for(index))
-                return
-            axis, start, stop = tile
-            halo = self.halo[axis]
-            lo, hi = max(0, start - halo), min(spatial_shape[axis], stop + halo)
-            cut_in = [slice(None)] * k
-            cut_in[axis] = slice(lo, hi)
-            block = as_block(piece[tuple(cut_in)])
-            keep = [slice(None)] * k
-            keep[axis] = slice(start - lo, stop - lo)
-            cut_out = [slice(None)] * k
-            cut_out[axis] = slice(start, stop)
+            # cut_in: the block read (tile + halo); keep: the block's part whose
+            # result is wanted; cut_out: where that part goes in the slice.
+            cut_in, keep, cut_out = [[slice(None)] * k for _ in range(3)]
+            if tile is not None:
+                axis, start, stop = tile
+                halo = self.halo[axis]
+                lo, hi = max(0, start - halo), min(spatial_shape[axis], stop + halo)
+                cut_in[axis] = slice(lo, hi)
+                keep[axis] = slice(start - lo, stop - lo)
+                cut_out[axis] = slice(start, stop)
+            region = src[index][tuple(cut_in)]
+            view = dst[index][tuple(cut_out)]
             if self.crop:
-                view = dst[index][tuple(cut_out)]
-                result = self.core(block, context_for(index), tuple(keep), view)
+                result = self.core(as_kernel_input(region), context_for(index), tuple(keep), view)
                 if result is not view:
                     view[...] = result
             else:
-                result = self.core(block, context_for(index))
-                dst[index][tuple(cut_out)] = result[tuple(keep)]
+                result = self.core(np.asarray(region, dtype=np.float32), context_for(index))
+                view[...] = result[tuple(keep)]
 
         jobs = [(index, tile) for index in np.ndindex(*lead) for tile in tiles]
         total = len(jobs)
@@ -309,7 +290,8 @@ class Plan:
                     yield (done, total)
                 finished_all = True
             finally:
-                self._stop_cores(finished_all)
+                if not finished_all:
+                    self.stop()
                 _release_scratch()
             return out
 
@@ -339,14 +321,10 @@ class Plan:
         finally:
             for future in pending:
                 future.cancel()
-            self._stop_cores(finished_all)
+            if not finished_all:  # cores still running: their results are dropped
+                self.stop()
             pool.shutdown(wait=True)
         return out
-
-    def _stop_cores(self, finished: bool) -> None:
-        """Tell cores still running that their results are no longer wanted."""
-        if not finished:
-            self.stop()
 
     def stop(self) -> None:
         """Ask cores that poll :attr:`abort` to return now (the run is being dropped).
@@ -382,9 +360,9 @@ class Plan:
         k = len(self.spatial_axes)
         if k == block.ndim and 0 not in out_shape:
             # one spatial slice: the core's result is the block (no copy)
-            piece = block if block.dtype in _DIRECT_DTYPES else block.astype(np.float32)
+            piece = as_kernel_input(block)
             context = None if self.prepare is None else self.prepare(piece)
-            result = self.core(np.ascontiguousarray(piece), context, tuple(keep))
+            result = self.core(piece, context, tuple(keep))
             return np.moveaxis(result, range(k), self.spatial_axes).astype(self.out_dtype, copy=False)
         out = np.empty(out_shape, dtype=self.out_dtype)
         if out.size == 0:
@@ -396,11 +374,9 @@ class Plan:
         lead = dst.shape[: dst.ndim - k]
         for index in np.ndindex(*lead):
             source = tuple(s.start + i for s, i in zip(keep_lead, index))
-            piece = src[source]
-            if piece.dtype not in _DIRECT_DTYPES:
-                piece = piece.astype(np.float32)
+            piece = as_kernel_input(src[source])
             context = None if self.prepare is None else self.prepare(piece)
-            dst[index] = self.core(np.ascontiguousarray(piece), context, keep_spatial)
+            dst[index] = self.core(piece, context, keep_spatial)
         return out
 
     def _lazy(self):

@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-__all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes"]
+from ._params import DIRECT_DTYPES
 
-_DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
+__all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes"]
 
 # Working arrays a core holds per voxel of its tile, in float32 units
 # (input copy, output, and the temporaries of the scipy/skimage routine).
@@ -78,7 +78,7 @@ def estimate_memory(plan, tiles, workers: int) -> int:
             kept_voxels = slice_voxels // max(1, spatial[axis]) * (stop - start)
         # two work arrays + one component + allocator slack, each of the kept tile
         per_tile = 4 * kept_voxels * 4
-        if np.dtype(image.dtype) not in _DIRECT_DTYPES:
+        if np.dtype(image.dtype) not in DIRECT_DTYPES:
             per_tile += tile_voxels * 4  # float32 copy of the tile with its halo
         running = min(workers, max(1, image.size // max(1, tile_voxels)))
         return int(out + running * per_tile)

@@ -28,9 +28,22 @@ __all__ = [
     "sizes_to_pixels",
     "optional_positive",
     "check_choice",
+    "DIRECT_DTYPES",
+    "as_kernel_input",
 ]
 
 BORDER_MODES = ("reflect", "nearest", "mirror", "constant", "wrap")
+
+# Input dtypes whose every value is exact in float32: compiled kernels read
+# them as they are, since the result equals filtering the float32 copy.
+DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
+
+
+def as_kernel_input(block) -> np.ndarray:
+    """``block`` C-contiguous, in its own dtype if in :data:`DIRECT_DTYPES`, else float32."""
+    block = np.asarray(block)
+    dtype = block.dtype if block.dtype in DIRECT_DTYPES else np.float32
+    return np.ascontiguousarray(block, dtype=dtype)
 
 
 def is_lazy(image) -> bool:

@@ -33,14 +33,9 @@ def call_arguments(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:
     return kwargs
 
 
-# Filters that work plane by plane on the last two spatial axes: their lengths
-# have one value per plane axis only.
-PLANE_FILTERS = frozenset({"canny"})
-
-
 def _length_axes(spec: FilterSpec, axes: LayerAxes):
     """``(labels, data axes, spacing)`` that the filter's lengths apply to."""
-    if spec.name in PLANE_FILTERS:
+    if spec.planar:
         return axes.labels[-2:], axes.spatial_axes[-2:], axes.spacing[-2:]
     return axes.labels, axes.spatial_axes, axes.spacing
 
@@ -85,10 +80,7 @@ def _describe(spec: FilterSpec, axes: LayerAxes, values: dict) -> str:
     for name in spec.lengths:
         value = values.get(name)
         if value is not None:
-            unit = "" if axes.unit == "px" else f" {axes.unit}"
-            if axes.unit == "px":
-                unit = " px"
-            return f"{SYMBOLS.get(name, name)}={format_value(value)}{unit}"
+            return f"{SYMBOLS.get(name, name)}={format_value(value)} {axes.unit}"
     return ""
 
 

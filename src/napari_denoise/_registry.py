@@ -33,6 +33,8 @@ class FilterSpec:
     family: key of :data:`FAMILIES`.
     lengths: parameters given in the layer's physical units (converted to voxels
         with the layer's scale); ``sizes`` are the ones rounded to odd voxel counts.
+    planar: the filter works plane by plane on the last two spatial axes, so
+        its lengths have one value per plane axis only.
     """
 
     name: str
@@ -40,6 +42,7 @@ class FilterSpec:
     family: str
     lengths: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
+    planar: bool = False
 
     @property
     def function(self):
@@ -82,7 +85,7 @@ FILTERS: tuple[FilterSpec, ...] = (
         "edges",
         lengths=("low_sigma", "high_sigma"),
     ),
-    FilterSpec("canny", "Canny", "edges", lengths=("sigma",)),
+    FilterSpec("canny", "Canny", "edges", lengths=("sigma",), planar=True),
 )
 
 

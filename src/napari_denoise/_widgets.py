@@ -70,7 +70,7 @@ class _Control:
         self.name, self.widget, self.read = name, widget, read
 
 
-def _make_control(spec: FilterSpec, parameter: inspect.Parameter, annotation, tooltip: str) -> _Control:
+def _make_control(spec: FilterSpec, parameter: inspect.Parameter, annotation) -> _Control:
     name, default = parameter.name, parameter.default
     optional = default is None
     if typing.get_origin(annotation) is typing.Literal:
@@ -127,7 +127,7 @@ class FilterWidget(Container):
         hints, tips = _hints(self.spec), _tooltips(self.spec)
         self._controls = []
         for parameter in widget_parameters(self.spec):
-            control = _make_control(self.spec, parameter, hints.get(parameter.name), tips.get(parameter.name, ""))
+            control = _make_control(self.spec, parameter, hints.get(parameter.name))
             control.widget.tooltip = tips.get(parameter.name, "")
             self._controls.append(control)
         self._process_as = ComboBox(name="process_as", label="process as", choices=[VOLUME, PLANES], value=VOLUME)

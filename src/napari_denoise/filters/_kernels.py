@@ -37,6 +37,8 @@ import threading
 
 import numpy as np
 
+from .._params import DIRECT_DTYPES, as_kernel_input
+
 try:  # pragma: no cover - exercised when numba is installed
     import numba
 
@@ -105,17 +107,8 @@ def _symmetry(weights: np.ndarray) -> int:
     return 0
 
 
-# Input dtypes read directly by the kernels (every value is exact in float32,
-# so the result equals filtering the float32 copy); others are converted first.
-DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "float32"))
-
-
 def _as3d(block: np.ndarray) -> np.ndarray:
-    block = np.asarray(block)
-    if block.dtype in DIRECT_DTYPES:
-        block = np.ascontiguousarray(block)
-    else:
-        block = np.ascontiguousarray(block, dtype=np.float32)
+    block = as_kernel_input(block)
     return block.reshape((1,) * (3 - block.ndim) + block.shape)
 
 
