@@ -73,3 +73,11 @@ def assert_float32_close(actual, expected, rtol=1e-5, atol_rel=1e-5):
     assert actual.dtype == np.float32
     scale = float(np.nanmax(np.abs(expected))) if expected.size else 0.0
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * max(scale, 1e-30))
+
+
+def tiles_of(function, image, workers=2, **kwargs):
+    """The tiles an eager run of ``function(image, **kwargs)`` on ``workers`` threads uses."""
+    from napari_denoise import _scheduler
+
+    op = function.op(image, **kwargs)
+    return _scheduler.tile_layout(op, np.shape(image), workers).tiles

@@ -10,9 +10,9 @@ from skimage import restoration
 from skimage.restoration import _denoise as sk_denoise
 
 import napari_denoise as nd
-from napari_denoise.filters import _kernels
+from napari_denoise.kernels import nl_means as nl_means_kernels
 
-from _numeric_helpers import assert_float32_close, call, load, noisy_image
+from _numeric_helpers import assert_float32_close, call, load, noisy_image, tiles_of
 
 
 def sk_sigma(x):
@@ -60,8 +60,7 @@ def test_nlm_uint16_is_not_rescaled():
 
 def test_nlm_tiled_equals_untiled():
     x = noisy_image((400, 560), seed=5)
-    plan = nd.non_local_means.plan(x)
-    assert len(plan._tiles(x.shape, 1, 2)) > 1
+    assert len(tiles_of(nd.non_local_means, x)) > 1
     one = nd.non_local_means(x, workers=1)
     two = nd.non_local_means(x, workers=2)
     # skimage's fast mode sums integral images: tiles may shift the rounding only
@@ -72,7 +71,6 @@ def test_nlm_tiled_equals_untiled():
     assert_float32_close(two, expected, rtol=1e-4, atol_rel=1e-4)
 
 
-@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="compiled port needs numba")
 @pytest.mark.parametrize(
     "shape, h, sigma, patch_size, patch_distance",
     [
@@ -89,7 +87,7 @@ def test_nlm_fast_kernel_matches_skimage(shape, h, sigma, patch_size, patch_dist
         x, h=h, sigma=sigma, patch_size=patch_size, patch_distance=patch_distance,
         fast_mode=True, preserve_range=True, channel_axis=None,
     )
-    out = _kernels.nl_means_fast(x, h, sigma, patch_size, patch_distance)
+    out = nl_means_kernels.nl_means_fast(x, h, sigma, patch_size, patch_distance)
     assert out.dtype == np.float32 and out.shape == x.shape
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
     # a tile with its halo gives the same values on its kept part
@@ -97,7 +95,7 @@ def test_nlm_fast_kernel_matches_skimage(shape, h, sigma, patch_size, patch_dist
     start, stop = 3, shape[0] - 2
     block = x[max(0, start - reach) : stop + reach]
     keep = (slice(start - max(0, start - reach), stop - max(0, start - reach)),) + (slice(None),) * (x.ndim - 1)
-    tile = _kernels.nl_means_fast(block, h, sigma, patch_size, patch_distance, keep=keep)
+    tile = nl_means_kernels.nl_means_fast(block, h, sigma, patch_size, patch_distance, keep=keep)
     np.testing.assert_allclose(tile, expected[start:stop], rtol=0, atol=1e-5)
     via_api = nd.non_local_means(x, h=h, sigma=sigma, patch_size=patch_size,
                                  patch_distance=patch_distance, workers=1)
@@ -229,8 +227,7 @@ def test_bilateral_zero_or_tiny_intensity_sigma():
 
 def test_bilateral_tiled_equals_untiled():
     x = noisy_image((420, 650), seed=17)
-    assert len(nd.bilateral.plan(x, 1.0).
-               _tiles(x.shape, 1, 2)) > 1
+    assert len(tiles_of(nd.bilateral, x, sigma_spatial=1.0)) > 1
     np.testing.assert_array_equal(nd.bilateral(x, 1.0, workers=1), nd.bilateral(x, 1.0, workers=2))
 
 
@@ -296,7 +293,7 @@ def test_stack_slice_equals_single_image_despite_different_tiling(name):
     a = noisy_image((400, 560), seed=23)
     stack = np.stack([a * 0.3, a])
     f = getattr(nd, name)
-    assert len(f.plan(a)._tiles(a.shape, 1, 2)) > 1
+    assert len(tiles_of(f, a)) > 1
     out = f(stack, spatial_axes=(1, 2), workers=2)
     if name == "non_local_means":  # fast-mode integral images: tiles shift the rounding only
         assert_float32_close(out[1], f(a, workers=2), rtol=1e-5, atol_rel=1e-6)

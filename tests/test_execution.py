@@ -9,8 +9,10 @@ import pytest
 from scipy import ndimage
 
 import napari_denoise as nd
-from napari_denoise import _execution
-from napari_denoise.filters import _kernels
+from napari_denoise import _scheduler
+from napari_denoise.kernels import borders, median as median_kernels, separable
+
+from _numeric_helpers import tiles_of
 
 MODES = ["reflect", "mirror", "nearest", "constant"]
 
@@ -23,17 +25,13 @@ def stack(shape=(12, 40, 36), seed=0, dtype=np.uint16):
 @pytest.fixture
 def small_tiles(monkeypatch):
     """Make the planner cut even small images into several tiles."""
-    monkeypatch.setattr(_execution, "_MIN_TILE_VOXELS", 256)
-    monkeypatch.setattr(_execution, "_CROP_MIN_TILE_VOXELS", 256)
-    monkeypatch.setattr(_execution, "_CROP_MAX_TILE_VOXELS", 2048)
-    monkeypatch.setattr(_execution, "_MAX_TILE_VOXELS", 2048)
+    monkeypatch.setattr(_scheduler, "_MIN_TILE_VOXELS", 256)
+    monkeypatch.setattr(_scheduler, "_KEPT_MIN_TILE_VOXELS", 256)
+    monkeypatch.setattr(_scheduler, "_KEPT_MAX_TILE_VOXELS", 2048)
+    monkeypatch.setattr(_scheduler, "_MAX_TILE_VOXELS", 2048)
 
 
 # -- compiled kernels equal scipy.ndimage exactly ------------------------------------------
-needs_numba = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")
-
-
-@needs_numba
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(7, 9, 11), (1, 3, 5), (2, 30), (5,)])
 def test_kernels_bit_identical_to_ndimage(mode, shape):
@@ -44,17 +42,17 @@ def test_kernels_bit_identical_to_ndimage(mode, shape):
     for order in (0, 1):
         orders = [0] * n
         orders[-1] = order
-        passes = [(ax, _kernels.gaussian_weights(s, o, r)) for ax, (s, o, r) in enumerate(zip(sigma, orders, radius))]
+        passes = [(ax, separable.gaussian_weights(s, o, r)) for ax, (s, o, r) in enumerate(zip(sigma, orders, radius))]
         ref = ndimage.gaussian_filter(a, sigma, order=orders, mode=mode, cval=3.5)
-        assert np.array_equal(_kernels.separable(a, passes, mode, 3.5), ref)
+        assert np.array_equal(separable.separable(a, passes, mode, 3.5), ref)
     size = (3, 5, 2)[-n:]
     ref = ndimage.uniform_filter(a, size, mode=mode, cval=1.5)
-    assert np.array_equal(_kernels.uniform(a, size, mode, 1.5), ref)
+    assert np.array_equal(separable.uniform(a, size, mode, 1.5), ref)
     for size in [(3,) * n, (1, 3, 5)[-n:]]:
-        if _kernels.median_supported(size, mode):
+        if median_kernels.median_supported(size, mode):
             ai = np.round(a / 100).astype(np.float32)  # many ties
             ref = ndimage.median_filter(ai, size=size, mode=mode, cval=1.5)
-            assert np.array_equal(_kernels.median(ai, size, mode, 1.5), ref)
+            assert np.array_equal(median_kernels.median(ai, size, mode, 1.5), ref)
 
 
 # -- tiled == untiled ----------------------------------------------------------------------
@@ -73,8 +71,7 @@ LINEAR = {
 def test_tiled_threads_equal_untiled(name, small_tiles):
     fn, ref = LINEAR[name]
     a = stack()
-    plan = getattr(nd, name).plan(a)
-    tiles = plan._tiles(a.shape, 1, 2)
+    tiles = tiles_of(getattr(nd, name), a)
     assert len(tiles) > 2
     whole = fn(a, workers=1)
     tiled = fn(a, workers=2)
@@ -86,12 +83,11 @@ def test_tiled_threads_equal_untiled(name, small_tiles):
 
 def test_tiles_along_y_without_kernels(monkeypatch, small_tiles):
     """The scipy fallback (no numba / other modes) tiles too, bit-identically."""
-    monkeypatch.setattr(_kernels, "supported", lambda mode, ndim: False)
+    monkeypatch.setattr(borders, "supported", lambda mode, ndim: False)
     a = stack((3, 60, 50))
-    plan = nd.gaussian.plan(a, 1.0)
-    assert not plan.crop
-    tiles = plan._tiles(a.shape, 1, 2)
-    assert len(tiles) > 1 and tiles[0][0] != 0  # z too thin for its halo: cut along y
+    assert nd.gaussian.op(a, 1.0).cost.over_halo  # the scipy routine filters its halo too
+    tiles = tiles_of(nd.gaussian, a, sigma=1.0)
+    assert len(tiles) > 1 and tiles[0].axis != 0  # z too thin for its halo: cut along y
     assert np.array_equal(nd.gaussian(a, 1.0, workers=2), ndimage.gaussian_filter(a.astype(np.float32), 1.0))
 
 
@@ -126,9 +122,9 @@ def test_float32_input_not_modified(small_tiles):
 
 def test_workers_from_environment(monkeypatch):
     monkeypatch.setenv("NAPARI_DENOISE_WORKERS", "3")
-    assert _execution.default_workers() == 3
+    assert _scheduler.default_workers() == 3
     monkeypatch.delenv("NAPARI_DENOISE_WORKERS")
-    assert _execution.default_workers() >= 1
+    assert _scheduler.default_workers() >= 1
 
 
 def test_progress_and_cancel(small_tiles):
@@ -136,7 +132,7 @@ def test_progress_and_cancel(small_tiles):
     seen = []
     nd.gaussian(a, 1.0, workers=2, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1][0] == seen[-1][1] > 2
-    with pytest.raises(_execution.Cancelled):
+    with pytest.raises(_scheduler.Cancelled):
         nd.gaussian(a, 1.0, workers=2, cancel=lambda: True)
 
 
@@ -176,6 +172,6 @@ def test_lazy_equals_eager(name):
 def test_edge_kernels_equal_scipy_fallback(monkeypatch, name, mode):
     a = stack((5, 20, 16), seed=6)
     fast = getattr(nd, name)(a, mode=mode, cval=7.0)
-    monkeypatch.setattr(_kernels, "supported", lambda mode, ndim: False)
+    monkeypatch.setattr(borders, "supported", lambda mode, ndim: False)
     slow = getattr(nd, name)(a, mode=mode, cval=7.0)
     assert np.array_equal(fast, slow)

@@ -10,7 +10,7 @@ import pytest
 
 import napari_denoise as nd
 from napari_denoise import _memory
-from napari_denoise._execution import default_workers
+from napari_denoise._scheduler import default_workers, tile_layout
 
 
 def test_refuses_with_message(monkeypatch):
@@ -40,9 +40,8 @@ def test_lazy_input_is_not_refused(monkeypatch):
 
 def test_estimate_counts_output_and_tiles():
     a = np.zeros((64, 256, 256), np.uint16)
-    plan = nd.gaussian.plan(a, (1, 2, 2))
-    tiles = plan._tiles(a.shape, 1, 2)
-    estimate = _memory.estimate_memory(plan, tiles, 2)
+    op = nd.gaussian.op(a, (1, 2, 2))
+    estimate = _memory.estimate_memory(op, a, tile_layout(op, a.shape, 2), 2)
     out = a.size * 4
     assert out < estimate <= 1.6 * out
 
@@ -80,8 +79,8 @@ def test_estimate_is_close_to_measured_peak(name):
     if peak is None:
         pytest.skip("cannot reset the RSS high-water mark")
     workers = default_workers()
-    plan = fn.plan(a)
-    estimate = _memory.estimate_memory(plan, plan._tiles(a.shape, 1, workers), workers)
+    op = fn.op(a)
+    estimate = _memory.estimate_memory(op, a, tile_layout(op, a.shape, workers), workers)
     out = a.size * 4
     assert peak <= 1.6 * out  # never far above the float32 output
     assert peak <= 1.25 * estimate  # the guard does not underestimate

@@ -213,8 +213,8 @@ def test_complex_images_rejected(name):
 
 
 def test_size_with_spacing_reaches_the_filter():
-    plan = nd.mean.plan(IMAGE, 1.0, spacing=(0.5, 0.26, 0.1))
-    assert plan.params["size"] == (3, 3, 11)
-    plan = nd.gaussian.plan(IMAGE, 0.58, spacing=(0.29, 0.26, 0.26))
-    np.testing.assert_allclose(plan.params["sigma"], (2.0, 0.58 / 0.26, 0.58 / 0.26))
-    assert math.isclose(nd.median.plan(IMAGE, 0.26, spacing=0.26).params["size"][0], 1)
+    op = nd.mean.op(IMAGE, 1.0, spacing=(0.5, 0.26, 0.1))
+    assert op.params["size"] == (3, 3, 11)
+    op = nd.gaussian.op(IMAGE, 0.58, spacing=(0.29, 0.26, 0.26))
+    np.testing.assert_allclose(op.params["sigma"], (2.0, 0.58 / 0.26, 0.58 / 0.26))
+    assert math.isclose(nd.median.op(IMAGE, 0.26, spacing=0.26).params["size"][0], 1)

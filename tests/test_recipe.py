@@ -61,5 +61,5 @@ def test_filters_without_spacing_get_none_passed():
 @pytest.mark.parametrize("spec", FILTERS, ids=lambda s: s.name)
 def test_planar_flag_agrees_with_the_function(spec):
     # the table says which filters work plane by plane; the function decides it
-    plan = spec.function.plan(np.zeros((6, 12, 12), np.float32))
-    assert spec.planar == (plan.spatial_axes == (1, 2))
+    op = spec.function.op(np.zeros((6, 12, 12), np.float32))
+    assert spec.planar == (op.spatial_axes == (1, 2))

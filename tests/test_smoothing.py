@@ -7,8 +7,9 @@ import pytest
 from scipy import ndimage
 
 import napari_denoise as nd
+from napari_denoise import _scheduler
 
-from _numeric_helpers import assert_float32_close, noisy_image
+from _numeric_helpers import assert_float32_close, noisy_image, tiles_of
 
 MODES = ["reflect", "nearest", "mirror", "constant", "wrap"]
 DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64, bool]
@@ -183,8 +184,7 @@ def test_output_is_new_array_for_float32_input():
 def test_tiled_equals_untiled(name, kwargs):
     x = noisy_image((420, 650), seed=3)
     f = getattr(nd, name)
-    plan = f.plan(x, **kwargs)
-    assert len(plan._tiles(x.shape, 1, 2)) > 1
+    assert len(tiles_of(f, x, **kwargs)) > 1
     one = f(x, workers=1, **kwargs)
     two = f(x, workers=2, **kwargs)
     np.testing.assert_array_equal(one, two)
@@ -229,9 +229,9 @@ def test_cancel_false_completes():
     np.testing.assert_array_equal(out, ndimage.median_filter(x, 3))
 
 
-def test_plan_iter_yields_and_returns():
+def test_scheduler_steps_yield_and_return():
     x = noisy_image((30, 40))
-    gen = nd.mean.plan(x, 3).iter(workers=1)
+    gen = _scheduler.steps(nd.mean.op(x, 3), x, workers=1)
     steps = []
     try:
         while True:

@@ -10,11 +10,16 @@ never mixed (``spatial_axes``), results are float32 in the input's units.
 >>> smooth = napari_denoise.gaussian(stack, 0.5, spacing=(0.29, 0.26, 0.26))
 >>> smooth.dtype, smooth.shape
 (dtype('float32'), (20, 64, 64))
+
+Each filter function keeps its builder as ``function.op``: it returns the
+:class:`FilterOp` describing the call, which :mod:`napari_denoise._scheduler`
+runs with progress and cancellation (what the widgets do).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._execution import Cancelled, Plan
+from ._filter_op import Cost, FilterOp
+from ._scheduler import Cancelled, CancelToken
 from . import filters
 from .filters import *  # noqa: F403 - the public functions
 
@@ -23,4 +28,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
-__all__ = [*filters.__all__, "Cancelled", "Plan", "__version__"]
+__all__ = [*filters.__all__, "Cancelled", "CancelToken", "Cost", "FilterOp", "__version__"]

@@ -43,7 +43,7 @@ napari-denoise**. Common conventions:
 def _section(spec: FilterSpec) -> str:
     function = spec.function
     doc = docstring_parser.parse(inspect.getdoc(function) or "")
-    signature = _plain(inspect.signature(function.plan))
+    signature = _plain(inspect.signature(function.op))
     lines = [
         f"### {spec.display_name} — `napari_denoise.{spec.name}`",
         "",

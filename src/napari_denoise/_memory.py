@@ -1,12 +1,12 @@
 """Memory guard: refuse an eager run that cannot fit, with a message that helps.
 
 An out-of-memory kill loses the user's whole napari session; a clear
-``MemoryError`` before anything is allocated loses nothing.
+``MemoryError`` before anything is allocated loses nothing. The estimate uses
+the scheduler's own tile layout and the op's :class:`~napari_denoise.Cost`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -14,10 +14,6 @@ import numpy as np
 from ._params import DIRECT_DTYPES
 
 __all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes"]
-
-# Working arrays a core holds per voxel of its tile, in float32 units
-# (input copy, output, and the temporaries of the scipy/skimage routine).
-_TEMPORARIES_PER_TILE = 6
 
 
 def available_memory() -> int | None:
@@ -53,52 +49,42 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
-def estimate_memory(plan, tiles, workers: int) -> int:
-    """Peak bytes an eager run of ``plan`` allocates (output + tiles in flight)."""
-    image = plan.image
-    out = image.size * np.dtype(plan.out_dtype).itemsize
-    k = len(plan.spatial_axes)
-    spatial = [image.shape[ax] for ax in plan.spatial_axes]
-    slice_voxels = math.prod(spatial) if spatial else 1
-    if tiles == [None]:
-        tile_voxels = slice_voxels
+def estimate_memory(op, image, layout, workers: int) -> int:
+    """Peak bytes an eager run of ``op`` on ``image`` allocates: output + tiles in flight.
+
+    ``layout`` is the run's :class:`~napari_denoise._scheduler.TileLayout`.
+    Kernels that work on the kept tile only (``op.cost.over_halo`` False)
+    hold ``cost.work_arrays`` float32 arrays of it, plus a float32 copy of the
+    tile with its halo when the input dtype is not read directly; at most
+    ``workers`` run at once. Kernels over the whole block hold their work
+    arrays of the tile *with* its halo, for up to ``2 * workers`` tiles
+    queued; a per-slice context (noise estimate) holds two float32 copies of
+    a slice.
+    """
+    out = image.size * np.dtype(op.out_dtype).itemsize
+    read_voxels, kept_voxels = layout.largest_tile()
+    cost = op.cost
+    if cost.over_halo:
+        in_flight = min(2 * workers, max(1, image.size // max(1, read_voxels)))
+        per_tile = cost.work_arrays * read_voxels * 4
     else:
-        axis, start, stop = tiles[0]
-        halo = plan.halo[axis]
-        tile_voxels = slice_voxels // max(1, spatial[axis]) * min(spatial[axis], stop - start + 2 * halo)
-    if getattr(plan, "crop", False):
-        # Compiled cropping cores (see Plan.crop): they read the input where it
-        # lies (or a float32 copy of the tile with its halo for dtypes that are
-        # not exact in float32), hold two float32 work arrays of at most the
-        # tile plus its halo, and write into the output; edge magnitudes hold
-        # one more array. Only ``workers`` tiles run at once.
-        kept_voxels = slice_voxels
-        if tiles != [None]:
-            axis, start, stop = tiles[0]
-            kept_voxels = slice_voxels // max(1, spatial[axis]) * (stop - start)
-        # two work arrays + one component + allocator slack, each of the kept tile
-        per_tile = 4 * kept_voxels * 4
+        in_flight = min(workers, max(1, image.size // max(1, read_voxels)))
+        per_tile = cost.work_arrays * kept_voxels * 4
         if np.dtype(image.dtype) not in DIRECT_DTYPES:
-            per_tile += tile_voxels * 4  # float32 copy of the tile with its halo
-        running = min(workers, max(1, image.size // max(1, tile_voxels)))
-        return int(out + running * per_tile)
-    in_flight = min(2 * workers, max(1, image.size // max(1, tile_voxels)))
-    temporaries = in_flight * tile_voxels * 4 * _TEMPORARIES_PER_TILE
-    if plan.prepare is not None:
-        temporaries += slice_voxels * 4 * 2
-    del k
-    return int(out + temporaries)
+            per_tile += read_voxels * 4
+    extra = layout.slice_voxels * 4 * 2 if op.context is not None else 0
+    return int(out + in_flight * per_tile + extra)
 
 
-def check_memory(plan, tiles, workers: int) -> None:
-    """Raise ``MemoryError`` when an eager run of ``plan`` would not fit in memory."""
+def check_memory(op, image, layout, workers: int) -> None:
+    """Raise ``MemoryError`` when an eager run of ``op`` would not fit in memory."""
     available = available_memory()
     if available is None:
         return
-    needed = estimate_memory(plan, tiles, workers)
+    needed = estimate_memory(op, image, layout, workers)
     if needed > 0.9 * available:
         raise MemoryError(
-            f"{plan.name}: filtering an image of shape {tuple(plan.image.shape)} needs about "
+            f"{op.name}: filtering an image of shape {tuple(image.shape)} needs about "
             f"{format_bytes(needed)} but only {format_bytes(available)} is available. "
             "Pass a dask array (e.g. dask.array.from_array(image, chunks=...) or a zarr "
             "store opened with dask) to stream the computation chunk by chunk, or crop "

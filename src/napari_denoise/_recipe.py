@@ -21,7 +21,7 @@ METADATA_KEY = "napari_denoise"
 
 
 def _accepts(spec: FilterSpec, name: str) -> bool:
-    return name in inspect.signature(spec.function.plan).parameters
+    return name in inspect.signature(spec.function.op).parameters
 
 
 def call_arguments(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:

@@ -98,5 +98,5 @@ def by_name(name: str) -> FilterSpec:
 
 def widget_parameters(spec: FilterSpec) -> list[inspect.Parameter]:
     """The function's parameters that get a control in the widget, in order."""
-    signature = inspect.signature(spec.function.plan)
+    signature = inspect.signature(spec.function.op)
     return [p for name, p in signature.parameters.items() if name not in COMMON_PARAMETERS]

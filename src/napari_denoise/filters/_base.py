@@ -1,10 +1,12 @@
 """What every filter function shares: argument set-up and the public wrapper.
 
-Each filter is written once, as a *planner* that checks its arguments and
-returns a :class:`~napari_denoise._execution.Plan`. :func:`filter_function`
-turns the planner into the public function (same name, signature and
-docstring) that runs the plan, and keeps the planner as ``function.plan`` for
-the widgets, which need progress and cancellation.
+Each filter is written once, as a *builder* ``name(image, ...) -> FilterOp``
+that checks its arguments and describes the call (see
+:mod:`napari_denoise._filter_op`). :func:`filter_function` turns the builder
+into the public function of the same name, signature and docstring that runs
+the op through the scheduler, and keeps the builder as ``function.op`` for
+the widgets and batch runs, which drive the scheduler themselves (progress,
+cancellation).
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import functools
 import inspect
 from typing import Literal
 
-import numpy as np
+from .. import _scheduler
+from .._filter_op import Cost, FilterOp, LibraryKernel
+from .._params import BORDER_MODES, as_image, check_choice, resolve_spacing, resolve_spatial_axes
+from ._parameter_docs import PARAMETER_DOCS, fill_doc
 
-from .._execution import Plan
-from .._params import (
-    BORDER_MODES,
-    as_image,
-    check_choice,
-    resolve_spacing,
-    resolve_spatial_axes,
-)
+__all__ = [
+    "BorderMode",
+    "Cost",
+    "FilterOp",
+    "LibraryKernel",
+    "filter_function",
+    "setup",
+    "check_mode",
+    "halo_for",
+    "last_two",
+]
 
 BorderMode = Literal["reflect", "nearest", "mirror", "constant", "wrap"]
 
@@ -32,42 +40,39 @@ _RUN_PARAMETERS = [
     inspect.Parameter("cancel", inspect.Parameter.KEYWORD_ONLY, default=None),
 ]
 
-_RUN_DOC = """
-    workers : int, optional
-        Threads for eager (numpy) input; default: every available core
-        (``NAPARI_DENOISE_WORKERS`` overrides). Ignored for dask input.
-    progress : callable, optional
-        ``progress(done, total)``, called after each tile or slice.
-    cancel : callable, optional
-        Polled after each tile; when it returns True the run stops and
-        :class:`napari_denoise.Cancelled` is raised.
-"""
 
+def filter_function(builder):
+    """Make the public filter function from its builder (docstring filled, run parameters added)."""
+    fill_doc(builder)
 
-def filter_function(planner):
-    """Make the public filter function from its planner."""
+    @functools.wraps(builder)
+    def function(image, *args, workers=None, progress=None, cancel=None, **kwargs):
+        image = as_image(image)
+        op = builder(image, *args, **kwargs)
+        return _scheduler.run(op, image, workers=workers, progress=progress, cancel=cancel)
 
-    @functools.wraps(planner)
-    def function(*args, workers=None, progress=None, cancel=None, **kwargs):
-        return planner(*args, **kwargs).run(workers=workers, progress=progress, cancel=cancel)
-
-    signature = inspect.signature(planner)
+    signature = inspect.signature(builder)
     function.__signature__ = signature.replace(
         parameters=[*signature.parameters.values(), *_RUN_PARAMETERS],
         return_annotation="numpy.ndarray | dask.array.Array",
     )
-    if function.__doc__ and "    Returns\n" in function.__doc__:
-        head, tail = function.__doc__.split("    Returns\n", 1)
-        function.__doc__ = head.rstrip() + "\n" + _RUN_DOC + "\n    Returns\n" + tail
-    function.plan = planner
+    doc = function.__doc__
+    if doc and "    Returns\n" in doc:
+        head, tail = doc.split("    Returns\n", 1)
+        run_doc = "\n".join("    " + line for line in PARAMETER_DOCS["run_parameters"].splitlines())
+        function.__doc__ = head.rstrip() + "\n" + run_doc + "\n\n    Returns\n" + tail
+    @functools.wraps(builder)
+    def op(image, *args, **kwargs) -> FilterOp:
+        return builder(as_image(image), *args, **kwargs)
+
+    function.op = op
     return function
 
 
 def setup(image, spatial_axes, spacing=None, *, min_axes: int = 1):
-    """Validated ``(image, spatial_axes, spacing)`` for a planner."""
-    image = as_image(image)
+    """Validated ``(spatial_axes, spacing)`` for a builder."""
     axes = resolve_spatial_axes(image.ndim, spatial_axes, min_axes=min_axes)
-    return image, axes, resolve_spacing(spacing, len(axes))
+    return axes, resolve_spacing(spacing, len(axes))
 
 
 def check_mode(mode) -> str:
@@ -82,6 +87,3 @@ def halo_for(radius, mode):
 def last_two(axes: tuple[int, ...]) -> tuple[int, ...]:
     """Spatial axes a 2-D-only method works across: the last two."""
     return axes[-2:]
-
-
-__all__ = ["Plan", "filter_function", "setup", "check_mode", "halo_for", "BorderMode", "np"]

@@ -16,6 +16,7 @@ into NaN.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -28,8 +29,8 @@ from .._params import (
     lengths_to_pixels,
     optional_positive,
 )
-from . import _kernels
-from ._base import BorderMode, Plan, check_mode, filter_function, setup
+from ..kernels import nl_means
+from ._base import BorderMode, Cost, FilterOp, LibraryKernel, check_mode, filter_function, setup
 from .noise import noise_of_slice
 
 __all__ = ["bilateral", "total_variation", "wavelet", "non_local_means"]
@@ -49,7 +50,7 @@ _PAD_MODES = {
 }
 
 
-def _bilateral_block(block, sigma_px, radius, sigma_intensity, mode, cval):
+def _bilateral_block(block, sigma_intensity, *, sigma_px, radius, mode, cval):
     """Direct bilateral filter of one float32 block over all its axes."""
     if sigma_intensity == 0:
         return block.copy()
@@ -82,6 +83,11 @@ def _bilateral_block(block, sigma_px, radius, sigma_intensity, mode, cval):
     return numerator / denominator
 
 
+def _noise_multiple(piece, *, value, factor):
+    """Per-slice context: ``value`` when given, else ``factor`` × the slice's noise level."""
+    return value if value is not None else factor * noise_of_slice(piece)
+
+
 @filter_function
 def bilateral(
     image,
@@ -92,7 +98,7 @@ def bilateral(
     spatial_axes=None,
     mode: BorderMode = "reflect",
     cval: float = 0.0,
-) -> Plan:
+) -> FilterOp:
     """Bilateral filter: Gaussian smoothing that stops at intensity edges.
 
     Works in 2-D and 3-D (and more) directly, with an anisotropic window when
@@ -100,8 +106,7 @@ def bilateral(
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     sigma_spatial : float or sequence of float, default 1.0
         Standard deviation of the spatial Gaussian, in the units of
         ``spacing`` (pixels without it); one value or one per spatial axis.
@@ -110,21 +115,16 @@ def bilateral(
     sigma_intensity : float, optional
         Standard deviation of the intensity Gaussian, in the image's units.
         Default: 2 × the noise level estimated on each slice.
-    spacing : sequence of float, optional
-        Voxel size along each spatial axis. Default: 1 pixel.
-    spatial_axes : sequence of int, optional
-        Axes to filter across (default: all of a 2-D/3-D image, the last three
-        otherwise). Other axes are processed independently.
+    %(spacing)s
+    %(spatial_axes)s
     mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
         Border handling (scipy.ndimage names). scikit-image's
         ``denoise_bilateral`` defaults to 'constant', which darkens borders.
-    cval : float, default 0.0
-        Value outside the image for ``mode='constant'``.
+    %(cval)s
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
@@ -136,30 +136,34 @@ def bilateral(
     0.26 builds it from ``arange(-w//2, w//2 + 1)``, one point too many,
     which scrambles its spatial weights.
     """
-    image, axes, spacing = setup(image, spatial_axes, spacing)
+    axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     cval = _finite_number(cval, "cval")
     sigma_px = lengths_to_pixels(sigma_spatial, spacing, len(axes), "sigma_spatial")
     sigma_intensity = optional_positive(sigma_intensity, "sigma_intensity", allow_zero=True)
     radius = tuple(0 if s == 0 else max(2, int(np.ceil(3 * s))) for s in sigma_px)
-
-    def prepare(piece):
-        if sigma_intensity is not None:
-            return sigma_intensity
-        return BILATERAL_INTENSITY_FACTOR * noise_of_slice(piece)
-
-    def core(block, sigma_i):
-        return _bilateral_block(block, sigma_px, radius, sigma_i, mode, cval)
-
-    return Plan(
+    kernel = LibraryKernel(
+        _bilateral_block,
+        {"sigma_px": sigma_px, "radius": radius, "mode": mode, "cval": cval},
+        with_context=True,
+    )
+    return FilterOp(
         "bilateral",
-        image,
+        kernel,
         axes,
-        core,
         None if mode == "wrap" else radius,
-        prepare=prepare,
-        cost=8e-9 * float(np.prod([2 * r + 1 for r in radius])),
-        params={"sigma_spatial": sigma_px, "sigma_intensity": sigma_intensity, "radius": radius},
+        Cost.library(8e-9 * float(np.prod([2 * r + 1 for r in radius]))),
+        {"sigma_spatial": sigma_px, "sigma_intensity": sigma_intensity, "radius": radius},
+        context=partial(_noise_multiple, value=sigma_intensity, factor=BILATERAL_INTENSITY_FACTOR),
+    )
+
+
+def _tv_slice(block, *, weight, eps, max_num_iter):
+    w = weight if weight is not None else TV_WEIGHT_FACTOR * noise_of_slice(block)
+    if w == 0:
+        return block
+    return restoration.denoise_tv_chambolle(
+        block, weight=w, eps=eps, max_num_iter=max_num_iter, channel_axis=None
     )
 
 
@@ -171,7 +175,7 @@ def total_variation(
     spatial_axes=None,
     eps: float = 2e-4,
     max_num_iter: int = 200,
-) -> Plan:
+) -> FilterOp:
     """Total-variation denoising (Chambolle's projection algorithm).
 
     Flattens noise while keeping sharp edges; works on the whole plane or
@@ -179,15 +183,12 @@ def total_variation(
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     weight : float, optional
         Denoising weight in the image's intensity units: larger removes more
         noise (and more detail). Default: 1 × the noise level estimated on
         each slice.
-    spatial_axes : sequence of int, optional
-        Axes forming one image (default: all of a 2-D/3-D image, the last
-        three otherwise). Other axes are processed independently.
+    %(spatial_axes)s
     eps : float, default 2e-4
         Relative change of the cost below which iterations stop.
     max_num_iter : int, default 200
@@ -195,8 +196,7 @@ def total_variation(
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
@@ -208,27 +208,27 @@ def total_variation(
     A. Chambolle, "An algorithm for total variation minimization and
     applications", J. Math. Imaging Vis. 20, 2004.
     """
-    image, axes, _ = setup(image, spatial_axes)
+    axes, _ = setup(image, spatial_axes)
     weight = optional_positive(weight, "weight", allow_zero=True)
     eps = optional_positive(eps, "eps")
     max_num_iter = check_int(max_num_iter, "max_num_iter")
+    kernel = LibraryKernel(_tv_slice, {"weight": weight, "eps": eps, "max_num_iter": max_num_iter})
+    return FilterOp("total_variation", kernel, axes, None, Cost.library(1e-6), {"weight": weight})
 
-    def core(block, _context):
-        w = weight if weight is not None else TV_WEIGHT_FACTOR * noise_of_slice(block)
-        if w == 0:
-            return block
-        return restoration.denoise_tv_chambolle(
-            block, weight=w, eps=eps, max_num_iter=max_num_iter, channel_axis=None
-        )
 
-    return Plan(
-        "total_variation",
-        image,
-        axes,
-        core,
-        None,
-        cost=1e-6,
-        params={"weight": weight},
+def _wavelet_slice(block, *, sigma, wavelet_name, threshold_mode, wavelet_levels, method):
+    s = sigma if sigma is not None else noise_of_slice(block)
+    if s == 0 or min(block.shape) < 2:
+        return block
+    return restoration.denoise_wavelet(
+        block,
+        sigma=s,
+        wavelet=wavelet_name,
+        mode=threshold_mode,
+        wavelet_levels=wavelet_levels,
+        method=method,
+        rescale_sigma=True,
+        channel_axis=None,
     )
 
 
@@ -242,22 +242,19 @@ def wavelet(
     wavelet_name: str = "db1",
     threshold_mode: Literal["soft", "hard"] = "soft",
     wavelet_levels: int | None = None,
-) -> Plan:
+) -> FilterOp:
     """Wavelet shrinkage denoising.
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     sigma : float, optional
         Noise standard deviation in the image's units. Default: estimated on
         each slice.
     method : {'BayesShrink', 'VisuShrink'}, default 'BayesShrink'
         Threshold rule: adaptive per sub-band (BayesShrink) or the universal
         threshold (VisuShrink).
-    spatial_axes : sequence of int, optional
-        Axes forming one image (default: all of a 2-D/3-D image, the last
-        three otherwise). Other axes are processed independently.
+    %(spatial_axes)s
     wavelet_name : str, default 'db1'
         Any discrete wavelet known to PyWavelets.
     threshold_mode : {'soft', 'hard'}, default 'soft'
@@ -267,8 +264,7 @@ def wavelet(
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
@@ -282,7 +278,7 @@ def wavelet(
     """
     import pywt
 
-    image, axes, _ = setup(image, spatial_axes)
+    axes, _ = setup(image, spatial_axes)
     sigma = optional_positive(sigma, "sigma", allow_zero=True)
     method = check_choice(method, ("BayesShrink", "VisuShrink"), "method")
     threshold_mode = check_choice(threshold_mode, ("soft", "hard"), "threshold_mode")
@@ -290,30 +286,52 @@ def wavelet(
         raise ValueError(f"wavelet_name: {wavelet_name!r} is not a discrete PyWavelets wavelet")
     if wavelet_levels is not None:
         wavelet_levels = check_int(wavelet_levels, "wavelet_levels")
+    kernel = LibraryKernel(
+        _wavelet_slice,
+        {
+            "sigma": sigma,
+            "wavelet_name": wavelet_name,
+            "threshold_mode": threshold_mode,
+            "wavelet_levels": wavelet_levels,
+            "method": method,
+        },
+    )
+    return FilterOp("wavelet", kernel, axes, None, Cost.library(1e-7), {"sigma": sigma, "method": method})
 
-    def core(block, _context):
-        s = sigma if sigma is not None else noise_of_slice(block)
-        if s == 0 or min(block.shape) < 2:
-            return block
-        return restoration.denoise_wavelet(
-            block,
-            sigma=s,
-            wavelet=wavelet_name,
-            mode=threshold_mode,
-            wavelet_levels=wavelet_levels,
-            method=method,
-            rescale_sigma=True,
-            channel_axis=None,
+
+def _nlm_context(piece, *, h, sigma, factor):
+    s = sigma if sigma is not None else noise_of_slice(piece)
+    return (h if h is not None else factor * s, s)
+
+
+def _nlm_fast_kernel(block, keep, out, context, token, *, patch_size, patch_distance):
+    """Compiled port of scikit-image's fast mode: same result, faster; polls the token."""
+    h, sigma = context
+    if h == 0:
+        result = np.asarray(block, np.float32)[keep]
+    else:
+        result = nl_means.nl_means_fast(
+            block, h, sigma, patch_size, patch_distance, keep=keep, cancel_flag=token.flag
         )
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
-    return Plan(
-        "wavelet",
-        image,
-        axes,
-        core,
-        None,
-        cost=1e-7,
-        params={"sigma": sigma, "method": method},
+
+def _nlm_library(block, context, *, patch_size, patch_distance, fast_mode):
+    h, sigma = context
+    if h == 0:
+        return block
+    return restoration.denoise_nl_means(
+        block,
+        h=h,
+        sigma=sigma,
+        patch_size=patch_size,
+        patch_distance=patch_distance,
+        fast_mode=fast_mode,
+        preserve_range=True,
+        channel_axis=None,
     )
 
 
@@ -327,13 +345,12 @@ def non_local_means(
     patch_distance: int = 6,
     fast_mode: bool = True,
     spatial_axes=None,
-) -> Plan:
+) -> FilterOp:
     """Non-local means denoising (2-D or 3-D).
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     h : float, optional
         Cut-off distance between patches, in the image's units: larger
         averages more. Default: 0.8 σ (fast mode) or 1.15 σ (slow mode), the
@@ -353,8 +370,7 @@ def non_local_means(
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
@@ -369,7 +385,7 @@ def non_local_means(
     denoising", CVPR 2005. J. Darbon et al., "Fast nonlocal filtering applied
     to electron cryomicroscopy", ISBI 2008.
     """
-    image, axes, _ = setup(image, spatial_axes, min_axes=2)
+    axes, _ = setup(image, spatial_axes, min_axes=2)
     if len(axes) > 3:
         raise ValueError(
             f"spatial_axes: non-local means works on 2 or 3 spatial axes, got {len(axes)}"
@@ -378,50 +394,28 @@ def non_local_means(
     sigma = optional_positive(sigma, "sigma", allow_zero=True)
     patch_size = check_int(patch_size, "patch_size")
     patch_distance = check_int(patch_distance, "patch_distance")
+    fast_mode = bool(fast_mode)
     factor = NLM_H_FACTOR_FAST if fast_mode else NLM_H_FACTOR_SLOW
     reach = patch_distance + patch_size // 2 + 1
-
-    def prepare(piece):
-        s = sigma if sigma is not None else noise_of_slice(piece)
-        return (h if h is not None else factor * s, s)
-
-    abort = np.zeros(1, np.uint8)  # set by the execution layer on cancel
-
-    def core(block, context):
-        h_value, s = context
-        if h_value == 0:
-            return block
-        if fast_mode and _kernels.HAVE_NUMBA and block.ndim in (2, 3):
-            # compiled port of scikit-image's fast mode: same result, faster;
-            # it polls ``abort`` so a cancel ends even a long tile at once
-            return _kernels.nl_means_fast(block, h_value, s, patch_size, patch_distance, abort=abort)
-        result = restoration.denoise_nl_means(
-            block,
-            h=h_value,
-            sigma=s,
-            patch_size=patch_size,
-            patch_distance=patch_distance,
-            fast_mode=bool(fast_mode),
-            preserve_range=True,
-            channel_axis=None,
-        )
-        # scikit-image drops size-1 axes of its input; give them back.
-        return np.reshape(result, block.shape)
-
+    offsets = (2 * patch_distance + 1) ** len(axes)
     if fast_mode:
-        # compiled port: ~3 ns per voxel and search offset on one core (skimage ~5-7 ns)
-        per_shift = 3e-9 if _kernels.HAVE_NUMBA else 1.5e-8
-        per_voxel = (2 * patch_distance + 1) ** len(axes) * per_shift
+        # compiled: ~3 ns per voxel and search offset on one core (skimage ~5-7 ns);
+        # float64 padded block, integral image, weights and sums, float32 copies
+        kernel = partial(_nlm_fast_kernel, patch_size=patch_size, patch_distance=patch_distance)
+        cost = Cost(offsets * 3e-9, work_arrays=10.0, over_halo=True)
     else:
-        per_voxel = (2 * patch_distance + 1) ** len(axes) * 1e-8 * patch_size ** len(axes)
-    return Plan(
+        kernel = LibraryKernel(
+            _nlm_library,
+            {"patch_size": patch_size, "patch_distance": patch_distance, "fast_mode": False},
+            with_context=True,
+        )
+        cost = Cost.library(offsets * 1e-8 * patch_size ** len(axes))
+    return FilterOp(
         "non_local_means",
-        image,
+        kernel,
         axes,
-        core,
         (reach,) * len(axes),
-        prepare=prepare,
-        cost=per_voxel,
-        params={"h": h, "sigma": sigma, "patch_size": patch_size, "patch_distance": patch_distance},
-        abort=abort,
+        cost,
+        {"h": h, "sigma": sigma, "patch_size": patch_size, "patch_distance": patch_distance},
+        context=partial(_nlm_context, h=h, sigma=sigma, factor=factor),
     )

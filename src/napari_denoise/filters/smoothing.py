@@ -1,21 +1,24 @@
 """Linear and rank smoothing: Gaussian, mean (box) and median filters.
 
-All three wrap :mod:`scipy.ndimage` and give the same numbers as it does on the
-float32 image, but work across the spatial axes only, take sizes in physical
-units when ``spacing`` is given, return float32 and run tiled on every core.
+All three give the same numbers as scipy.ndimage does on the float32 image,
+but work across the spatial axes only, take sizes in physical units when
+``spacing`` is given, return float32 and run tiled on every core with
+compiled kernels (scipy.ndimage for the ``wrap`` mode, more than three axes
+and large medians).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from scipy import ndimage
 
 from .._params import _finite_number, lengths_to_pixels, sizes_to_pixels
-from . import _kernels
-from ._base import BorderMode, Plan, check_mode, filter_function, halo_for, setup
+from ..kernels import borders, median as median_kernels, separable
+from ._base import BorderMode, Cost, FilterOp, LibraryKernel, check_mode, filter_function, halo_for, setup
 
-__all__ = ["gaussian", "mean", "median", "gaussian_radius"]
+__all__ = ["gaussian", "mean", "median", "gaussian_radius", "gaussian_passes"]
 
 # scipy.ndimage.median_filter allocates per-footprint-pixel tables: far larger
 # windows end in a bare MemoryError (or hours of work).
@@ -27,11 +30,36 @@ def gaussian_radius(sigma_px, truncate: float) -> tuple[int, ...]:
     return tuple(int(truncate * s + 0.5) for s in sigma_px)
 
 
+def gaussian_passes(sigma_px, radius, order_axis=None, order=0):
+    """``[(axis, weights)]`` of ``ndimage.gaussian_filter``: axes with σ = 0 are skipped.
+
+    With ``order_axis``, that axis gets the derivative of ``order``.
+    """
+    return [
+        (ax, separable.gaussian_weights(s, order if ax == order_axis else 0, r))
+        for ax, (s, r) in enumerate(zip(sigma_px, radius))
+        if s > 1e-15
+    ]
+
+
 def check_truncate(truncate) -> float:
     truncate = _finite_number(truncate, "truncate")
     if truncate <= 0:
         raise ValueError(f"truncate: must be positive, got {truncate}")
     return truncate
+
+
+def separable_kernel(block, keep, out, context, token, *, passes, mode, cval):
+    """Kernel: 1-D correlation ``passes`` in order (compiled, bit-identical to ndimage)."""
+    return separable.separable(block, passes, mode, cval, keep, out)
+
+
+def _uniform_kernel(block, keep, out, context, token, *, size, mode, cval):
+    return separable.uniform(block, size, mode, cval, keep, out)
+
+
+def _median_kernel(block, keep, out, context, token, *, size, mode, cval):
+    return median_kernels.median(block, size, mode, cval, keep, out)
 
 
 @filter_function
@@ -44,34 +72,25 @@ def gaussian(
     mode: BorderMode = "reflect",
     truncate: float = 4.0,
     cval: float = 0.0,
-) -> Plan:
+) -> FilterOp:
     """Gaussian smoothing across the spatial axes.
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     sigma : float or sequence of float, default 1.0
         Standard deviation of the Gaussian, in the units of ``spacing`` (e.g.
         µm) when it is given, else in pixels. One value (isotropic in physical
         space) or one per spatial axis; 0 leaves an axis unsmoothed.
-    spacing : sequence of float, optional
-        Voxel size along each spatial axis (a napari layer's ``scale`` on
-        those axes). Default: 1 pixel.
-    spatial_axes : sequence of int, optional
-        Axes to smooth across; default all axes of a 2-D/3-D image, the last
-        three of a 4-D/5-D one. Other axes (time, channel) are never mixed.
-    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
-        Border handling, as in :func:`scipy.ndimage.gaussian_filter`.
-    truncate : float, default 4.0
-        Kernel radius in standard deviations (radius = int(truncate·σ + 0.5) px).
-    cval : float, default 0.0
-        Value outside the image for ``mode='constant'``.
+    %(spacing)s
+    %(spatial_axes)s
+    %(mode)s
+    %(truncate)s
+    %(cval)s
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape, in the input's intensity units.
+    %(returns_float32)s
 
     Notes
     -----
@@ -79,37 +98,21 @@ def gaussian(
     with ``sigma_px = sigma / spacing`` on the spatial axes and 0 elsewhere.
     NaN pixels spread to every output pixel within the kernel's reach.
     """
-    image, axes, spacing = setup(image, spatial_axes, spacing)
+    axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     truncate = check_truncate(truncate)
     cval = _finite_number(cval, "cval")
     sigma_px = lengths_to_pixels(sigma, spacing, len(axes), "sigma")
-
-    def core(block, _context):
-        return ndimage.gaussian_filter(block, sigma_px, mode=mode, truncate=truncate, cval=cval)
-
-    fast = _kernels.supported(mode, len(axes))
-    if fast:  # same passes, same arithmetic, compiled (bit-identical to ndimage)
-        radius = gaussian_radius(sigma_px, truncate)
-        passes = [
-            (ax, _kernels.gaussian_weights(s, 0, r))
-            for ax, (s, r) in enumerate(zip(sigma_px, radius))
-            if s > 1e-15
-        ]
-
-        def core(block, _context, keep, out=None):  # noqa: F811
-            return _kernels.separable(block, passes, mode, cval, keep, out)
-
-    return Plan(
-        "gaussian",
-        image,
-        axes,
-        core,
-        halo_for(gaussian_radius(sigma_px, truncate), mode),
-        cost=6e-9 if fast else 2.5e-8,
-        params={"sigma": sigma_px},
-        crop=fast,
-    )
+    radius = gaussian_radius(sigma_px, truncate)
+    if borders.supported(mode, len(axes)):  # same passes, same arithmetic, compiled
+        kernel = partial(separable_kernel, passes=gaussian_passes(sigma_px, radius), mode=mode, cval=cval)
+        cost = Cost(6e-9)
+    else:
+        kernel = LibraryKernel(
+            ndimage.gaussian_filter, {"sigma": sigma_px, "mode": mode, "truncate": truncate, "cval": cval}
+        )
+        cost = Cost.library(2.5e-8)
+    return FilterOp("gaussian", kernel, axes, halo_for(radius, mode), cost, {"sigma": sigma_px})
 
 
 @filter_function
@@ -121,62 +124,42 @@ def mean(
     spatial_axes=None,
     mode: BorderMode = "reflect",
     cval: float = 0.0,
-) -> Plan:
+) -> FilterOp:
     """Mean (box, uniform) filter across the spatial axes.
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     size : float or sequence of float, default 3
         Width of the window: in the units of ``spacing`` when it is given
         (each axis then gets the odd pixel count closest to ``size / spacing``,
         at least 1), else a whole number of pixels. One value or one per
         spatial axis.
-    spacing : sequence of float, optional
-        Voxel size along each spatial axis. Default: 1 pixel.
-    spatial_axes : sequence of int, optional
-        Axes to filter across (default: all of a 2-D/3-D image, the last three
-        otherwise). Other axes are processed independently.
-    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
-        Border handling, as in :func:`scipy.ndimage.uniform_filter`.
-    cval : float, default 0.0
-        Value outside the image for ``mode='constant'``.
+    %(spacing)s
+    %(spatial_axes)s
+    %(mode)s
+    %(cval)s
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
     Equal to ``scipy.ndimage.uniform_filter`` on the float32 image with the
     converted size on the spatial axes and 1 elsewhere.
     """
-    image, axes, spacing = setup(image, spatial_axes, spacing)
+    axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     cval = _finite_number(cval, "cval")
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
-
-    def core(block, _context):
-        return ndimage.uniform_filter(block, size_px, mode=mode, cval=cval)
-
-    fast = _kernels.supported(mode, len(axes))
-    if fast:  # same running sums as ndimage, compiled (bit-identical)
-
-        def core(block, _context, keep, out=None):  # noqa: F811
-            return _kernels.uniform(block, size_px, mode, cval, keep, out)
-
-    return Plan(
-        "mean",
-        image,
-        axes,
-        core,
-        halo_for([s // 2 for s in size_px], mode),
-        cost=3e-9 if fast else 1.5e-8,
-        params={"size": size_px},
-        crop=fast,
-    )
+    if borders.supported(mode, len(axes)):  # same running sums as ndimage, compiled
+        kernel = partial(_uniform_kernel, size=size_px, mode=mode, cval=cval)
+        cost = Cost(3e-9)
+    else:
+        kernel = LibraryKernel(ndimage.uniform_filter, {"size": size_px, "mode": mode, "cval": cval})
+        cost = Cost.library(1.5e-8)
+    return FilterOp("mean", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px})
 
 
 @filter_function
@@ -188,38 +171,31 @@ def median(
     spatial_axes=None,
     mode: BorderMode = "reflect",
     cval: float = 0.0,
-) -> Plan:
+) -> FilterOp:
     """Median filter across the spatial axes (removes salt-and-pepper noise).
 
     Parameters
     ----------
-    image : array_like or dask array
-        Image of any real dtype. It is never modified.
+    %(image)s
     size : float or sequence of float, default 3
         Width of the (box) window: in the units of ``spacing`` when it is
         given (odd pixel count closest to ``size / spacing``, at least 1),
         else a whole number of pixels. One value or one per spatial axis.
-    spacing : sequence of float, optional
-        Voxel size along each spatial axis. Default: 1 pixel.
-    spatial_axes : sequence of int, optional
-        Axes to filter across (default: all of a 2-D/3-D image, the last three
-        otherwise). Other axes are processed independently.
-    mode : {'reflect', 'nearest', 'mirror', 'constant', 'wrap'}, default 'reflect'
-        Border handling, as in :func:`scipy.ndimage.median_filter`.
-    cval : float, default 0.0
-        Value outside the image for ``mode='constant'``.
+    %(spacing)s
+    %(spatial_axes)s
+    %(mode)s
+    %(cval)s
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        float32 array of the input's shape.
+    %(returns_float32)s
 
     Notes
     -----
     Equal to ``scipy.ndimage.median_filter`` on the float32 image. The rank
     order of NaN is undefined: windows holding NaN give unspecified values.
     """
-    image, axes, spacing = setup(image, spatial_axes, spacing)
+    axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     cval = _finite_number(cval, "cval")
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
@@ -229,23 +205,11 @@ def median(
             f"size: a median window of {'x'.join(map(str, size_px))} = {window} pixels is too "
             f"large (at most {_MAX_MEDIAN_WINDOW}); use a smaller size or a Gaussian/mean filter"
         )
+    if median_kernels.median_supported(size_px, mode):  # exact, by forgetful selection
+        kernel = partial(_median_kernel, size=size_px, mode=mode, cval=cval)
+        cost = Cost(1e-9 * window)
+    else:
+        kernel = LibraryKernel(ndimage.median_filter, {"size": size_px, "mode": mode, "cval": cval})
+        cost = Cost.library(3.5e-7)
+    return FilterOp("median", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px})
 
-    def core(block, _context):
-        return ndimage.median_filter(block, size=size_px, mode=mode, cval=cval)
-
-    fast = _kernels.median_supported(size_px, mode)
-    if fast:  # exact odd-window median by forgetful selection, compiled
-
-        def core(block, _context, keep, out=None):  # noqa: F811
-            return _kernels.median(block, size_px, mode, cval, keep, out)
-
-    return Plan(
-        "median",
-        image,
-        axes,
-        core,
-        halo_for([s // 2 for s in size_px], mode),
-        cost=(1e-9 * math.prod(size_px)) if fast else 3.5e-7,
-        params={"size": size_px},
-        crop=fast,
-    )
