@@ -61,3 +61,14 @@ def noisy_stack(shape=(12, 40, 40), seed=0, dtype=np.uint16):
     r2 = ((grid - centre) ** 2 / (np.array(shape).reshape(centre.shape) / 3) ** 2).sum(0)
     clean = 40 + 160 * np.exp(-r2)
     return rng.poisson(clean).astype(dtype)
+
+
+def docked_names(viewer):
+    """Names of the viewer's docked widgets (public ``dock_widgets`` from napari 0.9 on;
+    older versions keep the mapping in a private attribute, read here by tests only)."""
+    window = viewer.window
+    for attribute in ("dock_widgets", "_wrapped_dock_widgets", "_dock_widgets"):
+        mapping = getattr(window, attribute, None)
+        if mapping is not None:
+            return set(mapping)
+    raise AttributeError("this napari's Window lists no docked widgets")

@@ -63,3 +63,15 @@ def test_rgb_colour_axis_is_independent():
 def test_too_few_spatial_axes_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="image: needs at least two spatial axes"):
         layer_axes(2, (1, 1), None, ("t", "x"))
+
+
+@pytest.mark.parametrize("style", ["{}", "axis {}"], ids=["napari-0.9", "napari-0.6"])
+def test_unlabelled_axes_are_named_z_y_x_never_negative_indices(style):
+    labels = [style.format(i - 4) for i in range(4)]  # napari's defaults for a 4-D layer
+    volume = layer_axes(4, (1, 1, 1, 1), axis_labels=labels)
+    assert volume.labels == ("z", "y", "x")
+    planes = layer_axes(4, (1, 1, 1, 1), axis_labels=labels, volume=False)
+    assert planes.labels == ("y", "x")
+    assert layer_axes(2, (1, 1)).labels == ("y", "x")
+    # real labels are kept
+    assert layer_axes(3, (1, 1, 1), axis_labels=("depth", "row", "col")).labels == ("depth", "row", "col")

@@ -257,8 +257,8 @@ def test_unlabelled_3d_each_plane(viewer, dock, qtbot):
     assert widget.process_as.value == _widgets.VOLUME
     widget.sigma.value = "0.52"
     widget.process_as.value = _widgets.PLANES
-    # only the plane axes are listed (napari's default labels for unlabelled axes)
-    assert "sigma in voxels: -2 2, -1 2" in widget.info.value
+    # only the plane axes are listed, named y and x (the layer has no axis labels)
+    assert "sigma in voxels: y 2, x 2" in widget.info.value
     _run(qtbot, widget)
     expected = ndimage.gaussian_filter(data.astype(np.float32), (0, 2.0, 2.0))
     np.testing.assert_allclose(viewer.layers[-1].data, expected, rtol=1e-5, atol=1e-3)

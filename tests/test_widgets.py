@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import ANISO_SCALE, PLUGIN, noisy_stack, wait_done
+from conftest import ANISO_SCALE, PLUGIN, docked_names, noisy_stack, wait_done
 import napari_denoise
-from napari_denoise import _jobs, _widgets
+from napari_denoise import _scheduler, _widgets
 from napari_denoise._registry import COMMON_PARAMETERS, FAMILIES, FILTERS, widget_parameters
 
 IDS = [spec.name for spec in FILTERS]
@@ -36,7 +36,7 @@ def test_dock_by_display_name_with_named_controls(spec, viewer, dock):
     # the active Image layer is picked up
     assert widget.image.value is layer
     full_name = f"{spec.display_name} ({PLUGIN})"
-    assert full_name in viewer.window._wrapped_dock_widgets
+    assert full_name in docked_names(viewer)
 
     # 2. controls carry the library's parameter names, each with a tooltip
     names = [p.name for p in widget_parameters(spec)]
@@ -45,7 +45,7 @@ def test_dock_by_display_name_with_named_controls(spec, viewer, dock):
         control = getattr(widget, name)
         assert control.tooltip, f"{spec.name}.{name} has no tooltip"
     # every parameter of the public function except the layer-filled ones has a control
-    signature = inspect.signature(spec.function.plan)
+    signature = inspect.signature(spec.function.op)
     assert set(signature.parameters) - set(COMMON_PARAMETERS) == set(names)
     for control in ("process_as", "update_result", "preview", "info", "run_button", "cancel_button"):
         assert getattr(widget, control) is not None
@@ -66,15 +66,24 @@ def test_menus_list_every_widget(viewer):
     # Each submenu lists exactly the commands of its family, in the registry's order.
     for family in FAMILIES:
         ids = [item.command.id for item in menus.get_menu(f"napari-denoise.{family}")]
-        assert ids == [spec.command_id for spec in FILTERS if spec.family == family]
+        assert ids == [_menu_id(app, spec) for spec in FILTERS if spec.family == family]
     # Plugins menu: one submenu for the plugin with every widget.
     plugin_items = [item for item in menus.get_menu("napari/plugins") if hasattr(item, "submenu")]
     assert f"napari/plugins/{PLUGIN}" in [item.submenu for item in plugin_items]
     plugin_ids = {item.command.id for item in menus.get_menu(f"napari/plugins/{PLUGIN}")}
-    assert {spec.command_id for spec in FILTERS} <= plugin_ids
+    assert {_menu_id(app, spec) for spec in FILTERS} <= plugin_ids
     # Every command has a title naming the filter.
     for spec in FILTERS:
-        assert spec.display_name in app.commands[spec.command_id].title
+        assert spec.display_name in app.commands[_menu_id(app, spec)].title
+
+
+def _menu_id(app, spec):
+    """The app-model command that docks ``spec``'s widget: the manifest's command id
+    (napari >= 0.7), or ``plugin:display name`` (napari 0.6)."""
+    for candidate in (spec.command_id, f"{PLUGIN}:{spec.display_name}"):
+        if candidate in app.commands:
+            return candidate
+    raise KeyError(spec.command_id)
 
 
 def test_menu_command_docks_widget(viewer, qtbot):
@@ -82,9 +91,9 @@ def test_menu_command_docks_widget(viewer, qtbot):
 
     app = get_app_model()
     for spec in (FILTERS[0], FILTERS[-1]):
-        app.commands.execute_command(spec.command_id)
+        app.commands.execute_command(_menu_id(app, spec))
         qtbot.wait(10)
-        assert f"{spec.display_name} ({PLUGIN})" in viewer.window._wrapped_dock_widgets
+        assert f"{spec.display_name} ({PLUGIN})" in docked_names(viewer)
 
 
 # -- 3. physical units, info line and warnings -------------------------------------
@@ -183,12 +192,12 @@ def test_worker_error_becomes_notification(viewer, dock, qtbot, notifications, m
     viewer.add_image(noisy_stack(), scale=ANISO_SCALE, units="µm")
     widget = dock("Gaussian")
 
-    def broken(plan, cancel_event, limits):
+    def broken(op, data, **kwargs):
         yield (0, 1)
         # a RuntimeError is what superqt's generator worker would swallow
         raise RuntimeError("boom from the filter")
 
-    monkeypatch.setattr(_jobs, "_filter_steps", broken)
+    monkeypatch.setattr(_scheduler, "steps", broken)
     worker = widget()
     assert worker is not None
     wait_done(qtbot, widget)

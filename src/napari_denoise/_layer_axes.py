@@ -63,12 +63,29 @@ def _unit_text(unit) -> str:
 
 def _convert(value: float, unit, target) -> float:
     """``value`` in ``unit`` expressed in ``target`` (pint units); unchanged if unknown."""
-    if unit == target or not hasattr(unit, "_REGISTRY"):
+    if unit == target or getattr(unit, "dimensionality", None) is None:  # not a pint unit
         return float(value)
     try:
         return float((value * unit).to(target).magnitude)
     except Exception:
         return float(value)
+
+
+def _is_default_label(label: str, ax: int, ndim: int) -> bool:
+    """napari's name for an axis the user did not label: ``-2`` (0.9) or ``axis -2`` (older)."""
+    return label in (str(ax - ndim), f"axis {ax - ndim}")
+
+
+def _readable_labels(labels, spatial, ndim) -> tuple[str, ...]:
+    """Labels of the spatial axes; unlabelled ones are named z, y, x from the last."""
+    names = ("z", "y", "x")[-len(spatial):] if len(spatial) <= 3 else ()
+    out = []
+    for i, ax in enumerate(spatial):
+        if _is_default_label(labels[ax], ax, ndim):
+            out.append(names[i] if names else f"axis {ax}")
+        else:
+            out.append(labels[ax])
+    return tuple(out)
 
 
 def layer_axes(ndim, scale, units=None, axis_labels=None, rgb=False, *, volume=True) -> LayerAxes:
@@ -104,7 +121,7 @@ def layer_axes(ndim, scale, units=None, axis_labels=None, rgb=False, *, volume=T
         spatial_axes=spatial,
         spacing=spacing,
         unit=unit,
-        labels=tuple(labels[ax] for ax in spatial),
+        labels=_readable_labels(labels, spatial, ndim),
         independent_axes=independent,
         can_choose_volume=can_choose,
     )

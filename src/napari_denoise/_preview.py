@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jobs import contrast_limits
+from ._jobs import JobOutcome, contrast_limits
 
 __all__ = ["preview_region", "preview_job"]
 
 
-def preview_region(viewer, layer, axes, plan):
+def preview_region(viewer, layer, axes, op):
     """Index into the layer's data for the displayed plane (+ halo), or None in 3D."""
     if viewer.dims.ndisplay != 2:
         return None
@@ -30,8 +30,8 @@ def preview_region(viewer, layer, axes, plan):
             continue
         i = int(np.clip(np.round(position[ax]), 0, n - 1))
         reach = 0
-        if ax in axes.spatial_axes and plan.halo is not None:
-            reach = plan.halo[axes.spatial_axes.index(ax)]
+        if ax in axes.spatial_axes and op.halo is not None:
+            reach = op.halo[axes.spatial_axes.index(ax)]
         start, stop = max(0, i - reach), min(n, i + reach + 1)
         index.append(slice(start, stop))
         keep.append(slice(i - start, i - start + 1))
@@ -42,9 +42,13 @@ def preview_region(viewer, layer, axes, plan):
     return tuple(index), tuple(keep), offset
 
 
-def preview_job(function, data, index, keep, kwargs):
-    region = np.asarray(data[index])
-    result = np.asarray(function(region, **kwargs))[keep]
-    return result, contrast_limits(result)
+def preview_job(function, data, index, keep, kwargs) -> JobOutcome:
+    """Filter the region ``data[index]`` and keep ``[keep]`` of it; never raises."""
+    try:
+        region = np.asarray(data[index])
+        result = np.asarray(function(region, **kwargs))[keep]
+        return JobOutcome(result=result, limits=contrast_limits(result))
+    except Exception as exc:  # noqa: BLE001 - shown in the widget's info line
+        return JobOutcome(error=exc)
 
 

@@ -1,103 +1,63 @@
 """napari widgets: one per filter of the table in :mod:`._registry`.
 
-This is the only module that touches Qt. A :class:`FilterWidget` maps an Image
-layer (its scale, units and axis labels) onto a filter function, runs the
-filter's :class:`~napari_denoise._execution.Plan` in a napari thread worker
-with progress and cancel, and adds the result as a layer that sits exactly on
-its source. Its controls are generated from the function's signature and
-docstring, so each filter is described once.
+A :class:`FilterWidget` maps an Image layer (its scale, units and axis labels)
+onto a filter function. It is assembled from small pieces, each with one job:
+
+* :mod:`._controls` — the parameter controls, from the function's signature
+  and docstring;
+* :mod:`._run_controller` — background runs: start, progress, cancel;
+* :mod:`._result_layers` — result layers that sit exactly on their source;
+* :mod:`._preview_controller` — the live preview of the displayed plane.
+
+The widget itself reads the controls, checks them in its info line, builds
+the :class:`~napari_denoise.FilterOp` and reports outcomes. The classes at the
+end of this module are what ``napari.yaml`` names (one per filter; a test
+checks them against the manifest).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import threading
-import types
-import typing
 import weakref
 
-import docstring_parser
-import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from napari.layers import Image
-from napari.qt.threading import create_worker
-from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QEvent, QObject
 
-from ._jobs import filter_job
+from ._controls import make_controls
 from ._layer_axes import axes_of_layer
-from ._parsing import format_value, parse_value
-from ._preview import preview_job, preview_region
+from ._params import as_image
+from ._parsing import format_value
+from ._preview_controller import PREVIEW_DELAY_MS, PREVIEW_KEY, PreviewController
 from ._recipe import METADATA_KEY, call_arguments, recipe, result_name, voxel_sizes, warnings_for
-from ._registry import FILTERS, FilterSpec, widget_parameters
+from ._registry import FilterSpec, by_name
+from ._result_layers import ResultLayers
+from ._run_controller import RunController
 
-__all__ = ["FilterWidget", *(spec.widget_class_name for spec in FILTERS)]
+__all__ = [
+    "FilterWidget",
+    "GaussianWidget",
+    "MeanWidget",
+    "MedianWidget",
+    "BilateralWidget",
+    "TotalVariationWidget",
+    "WaveletWidget",
+    "NonLocalMeansWidget",
+    "SobelWidget",
+    "ScharrWidget",
+    "PrewittWidget",
+    "LaplaceWidget",
+    "GradientMagnitudeWidget",
+    "LaplacianOfGaussianWidget",
+    "DifferenceOfGaussiansWidget",
+    "CannyWidget",
+    "PREVIEW_KEY",
+    "PREVIEW_DELAY_MS",
+]
 
 VOLUME = "volume (3D)"
 PLANES = "each 2D plane"
-PREVIEW_KEY = "napari_denoise_preview"
-PREVIEW_DELAY_MS = 250
-
-
-def _hints(spec: FilterSpec) -> dict:
-    try:
-        return typing.get_type_hints(spec.function.plan)
-    except Exception:  # pragma: no cover - unresolvable annotation
-        return {}
-
-
-def _is_int(annotation) -> bool:
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    return int in args
-
-
-def _tooltips(spec: FilterSpec) -> dict:
-    parsed = docstring_parser.parse(inspect.getdoc(spec.function) or "")
-    tips = {}
-    for p in parsed.params:
-        # numpydoc allows "low_threshold, high_threshold : float" for several names
-        for name in p.arg_name.split(","):
-            tips[name.strip()] = " ".join((p.description or "").split())
-    return tips
-
-
-class _Control:
-    """One parameter's widget and how to read it."""
-
-    def __init__(self, name, widget, read):
-        self.name, self.widget, self.read = name, widget, read
-
-
-def _make_control(spec: FilterSpec, parameter: inspect.Parameter, annotation) -> _Control:
-    name, default = parameter.name, parameter.default
-    optional = default is None
-    if typing.get_origin(annotation) is typing.Literal:
-        widget = ComboBox(name=name, choices=list(typing.get_args(annotation)), value=default)
-        return _Control(name, widget, lambda w=widget: w.value)
-    if isinstance(default, bool):
-        widget = CheckBox(name=name, value=default, label=name)
-        return _Control(name, widget, lambda w=widget: bool(w.value))
-    if name == "wavelet_name":
-        import pywt
-
-        widget = ComboBox(name=name, choices=pywt.wavelist(kind="discrete"), value=default)
-        return _Control(name, widget, lambda w=widget: w.value)
-    if isinstance(default, int) and not isinstance(default, bool) and name not in spec.lengths:
-        # Counts (iterations, patch sizes); physical lengths stay text fields.
-        widget = SpinBox(name=name, value=default, min=1, max=100_000)
-        return _Control(name, widget, lambda w=widget: int(w.value))
-    integer = _is_int(annotation) and name not in spec.lengths
-    widget = LineEdit(name=name, value="" if optional else format_value(default))
-    if optional:
-        with contextlib.suppress(AttributeError):
-            widget.native.setPlaceholderText("auto (estimated)" if name not in spec.lengths else "auto")
-
-    def read(w=widget):
-        return parse_value(w.value, name, allow_none=optional, integer=integer)
-
-    return _Control(name, widget, read)
 
 
 class FilterWidget(Container):
@@ -113,23 +73,14 @@ class FilterWidget(Container):
     def __init__(self, napari_viewer=None):
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self._worker = None
-        self._cancel_event = threading.Event()
-        self._progress = None
-        # source layer's unique_id -> unique_id of this widget's last result for it.
-        # (Not weak references: plugins get proxies of layers, which die at once.)
-        self._results: dict = {}
-        self._preview_state = {"layer": None, "generation": 0, "worker": None, "alive": True}
         self._last_error = None
+        self._alive = True
+        self._runs = RunController(self._set_busy)
+        self._results = ResultLayers(napari_viewer)
 
         self._image = ComboBox(name="image", label="image", choices=self._image_choices, nullable=True)
         self._image.tooltip = "Image layer to filter (never modified)."
-        hints, tips = _hints(self.spec), _tooltips(self.spec)
-        self._controls = []
-        for parameter in widget_parameters(self.spec):
-            control = _make_control(self.spec, parameter, hints.get(parameter.name))
-            control.widget.tooltip = tips.get(parameter.name, "")
-            self._controls.append(control)
+        self._controls = make_controls(self.spec)
         self._process_as = ComboBox(name="process_as", label="process as", choices=[VOLUME, PLANES], value=VOLUME)
         self._process_as.tooltip = (
             "For a layer with three spatial axes: filter the whole volume (default for z-stacks) "
@@ -154,39 +105,26 @@ class FilterWidget(Container):
                 self._cancel_button,
             ]
         )
-        self._preview_timer = QTimer()
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
-        self._preview_timer.timeout.connect(self._start_preview)
+        self._previewer = PreviewController(
+            napari_viewer, self.spec.display_name, self.spec.function, self._preview_job, self._show_info_line
+        )
 
         self._run_button.changed.connect(self.run)
         self._cancel_button.changed.connect(self.cancel)
-        self._preview.changed.connect(self._on_preview_toggled)
+        self._preview.changed.connect(self._previewer.set_enabled)
         for watched in (self._image, self._process_as, *(c.widget for c in self._controls)):
             watched.changed.connect(self._on_any_change)
+        self._viewer_events = []
         if napari_viewer is not None:
-            napari_viewer.layers.events.inserted.connect(self._refresh_choices)
-            napari_viewer.layers.events.removed.connect(self._refresh_choices)
-            napari_viewer.dims.events.current_step.connect(self._schedule_preview)
-            napari_viewer.dims.events.ndisplay.connect(self._schedule_preview)
-        preview_state = self._preview_state
-        viewer = napari_viewer
-        timer = self._preview_timer
-        this = weakref.ref(self)
-
-        def _on_destroyed(*_):
-            # The Qt widgets are gone (dock closed, viewer closed): stop every
-            # callback that would touch them, then drop the preview layer.
-            preview_state["alive"] = False
-            with contextlib.suppress(RuntimeError):  # the QTimer may be gone already
-                timer.stop()
-            widget = this()
-            if widget is not None:
-                widget._cancel_event.set()
-                widget._disconnect_viewer()
-            _remove_preview(viewer, preview_state)
-
-        self.native.destroyed.connect(_on_destroyed)
+            self._viewer_events = [
+                (napari_viewer.layers.events.inserted, self._refresh_choices),
+                (napari_viewer.layers.events.removed, self._refresh_choices),
+                (napari_viewer.dims.events.current_step, self._previewer.schedule),
+                (napari_viewer.dims.events.ndisplay, self._previewer.schedule),
+            ]
+            for emitter, callback in self._viewer_events:
+                emitter.connect(callback)
+        self.native.destroyed.connect(_on_destroyed(weakref.ref(self), self._previewer, self._runs, self._viewer_events))
         # Closing the panel (its "x") takes the widget out of its dock without
         # deleting it: the preview goes away then too.
         self._removal_watcher = _RemovalWatcher(self._on_removed_from_window)
@@ -196,28 +134,10 @@ class FilterWidget(Container):
     def _on_removed_from_window(self):
         if not self._alive:
             return
-        self._preview_timer.stop()
         if self._preview.value:
             self._preview.value = False  # removes the preview layer
         else:
-            _remove_preview(self._viewer, self._preview_state)
-
-    @property
-    def _alive(self) -> bool:
-        return self._preview_state["alive"]
-
-    def _disconnect_viewer(self):
-        viewer = self._viewer
-        if viewer is None:
-            return
-        for emitter, callback in (
-            (viewer.layers.events.inserted, self._refresh_choices),
-            (viewer.layers.events.removed, self._refresh_choices),
-            (viewer.dims.events.current_step, self._schedule_preview),
-            (viewer.dims.events.ndisplay, self._schedule_preview),
-        ):
-            with contextlib.suppress(Exception):
-                emitter.disconnect(callback)
+            self._previewer.set_enabled(False)
 
     # -- layer choice ----------------------------------------------------------
     def _image_choices(self, *_):
@@ -247,7 +167,16 @@ class FilterWidget(Container):
     # -- reading the controls --------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._runs.running
+
+    @property
+    def last_error(self) -> str | None:
+        """The message of the last refused or failed run, or None."""
+        return self._last_error
+
+    @property
+    def preview_layer(self):
+        return self._previewer.layer
 
     def _layer(self):
         layer = self._image.value
@@ -265,19 +194,27 @@ class FilterWidget(Container):
     def _values(self) -> dict:
         return {c.name: c.read() for c in self._controls}
 
-    def _job(self, data=None):
-        """Validated ``(layer, axes, values, kwargs, plan)`` for the current settings."""
+    def _job(self):
+        """Validated ``(layer, axes, values, kwargs, op)`` for the current settings."""
         layer = self._layer()
         axes = self._axes(layer)
         values = self._values()
         kwargs = call_arguments(self.spec, axes, values)
-        plan = self.spec.function.plan(layer.data if data is None else data, **kwargs)
-        return layer, axes, values, kwargs, plan
+        op = self.spec.function.op(layer.data, **kwargs)
+        return layer, axes, values, kwargs, op
+
+    def _preview_job(self):
+        layer, axes, _, kwargs, op = self._job()
+        return layer, axes, kwargs, op
 
     # -- info line -------------------------------------------------------------
+    def _show_info_line(self, text: str) -> None:
+        if self._alive:
+            self._info.value = text
+
     def _on_any_change(self, *_):
         self._refresh_info()
-        self._schedule_preview()
+        self._previewer.schedule()
 
     def _refresh_info(self, *_):
         layer = self._image.value
@@ -305,7 +242,7 @@ class FilterWidget(Container):
             lines.extend(f"⚠ {w}" for w in warnings_for(self.spec, axes, layer.data.shape, values))
             if not layer.multiscale:
                 # Let the filter check every value now (cheap: nothing is computed).
-                self.spec.function.plan(layer.data, **call_arguments(self.spec, axes, values))
+                self.spec.function.op(as_image(layer.data), **call_arguments(self.spec, axes, values))
             self._info.value = "\n".join(lines)
         except (ValueError, TypeError) as exc:
             self._info.value = f"⚠ {exc}"
@@ -316,199 +253,81 @@ class FilterWidget(Container):
 
     def run(self, *_):
         """Start filtering in the background; returns the worker or None."""
+        title = self.spec.display_name
         if self.running:
-            show_info(f"{self.spec.display_name}: a run is already going; cancel it first")
+            show_info(f"{title}: a run is already going; cancel it first")
             return None
         try:
-            layer, axes, values, kwargs, plan = self._job()
+            layer, axes, values, kwargs, op = self._job()
         except (ValueError, TypeError, MemoryError) as exc:
             self._last_error = str(exc)
-            show_error(f"{self.spec.display_name}: {exc}")
+            show_error(f"{title}: {exc}")
             return None
         for warning in warnings_for(self.spec, axes, layer.data.shape, values):
-            show_warning(f"{self.spec.display_name}: {warning}")
-        self._cancel_event = threading.Event()
+            show_warning(f"{title}: {warning}")
         name = result_name(self.spec, layer.name, axes, values)
-        meta = recipe(self.spec, layer.name, axes, values, kwargs)
-        self._progress = _RunProgress(
-            total=0, desc=f"{self.spec.display_name}: {layer.name}", cancel_callback=self.cancel
+        meta = {METADATA_KEY: recipe(self.spec, layer.name, axes, values, kwargs)}
+        source_limits = tuple(layer.contrast_limits) if self.spec.family == "denoise" else None
+
+        def on_outcome(outcome):
+            if not self._alive:
+                return
+            if outcome.error is not None:
+                self._last_error = str(outcome.error)
+                show_error(f"{title} failed: {outcome.error}")
+            elif outcome.cancelled:
+                show_info(f"{title}: cancelled, nothing was added")
+            elif self._viewer is not None:
+                self._results.place(
+                    layer, outcome.result, name=name, limits=outcome.limits, metadata=meta,
+                    replace_previous=self._update_result.value,
+                )
+
+        return self._runs.start(
+            op, as_image(layer.data), description=f"{title}: {layer.name}",
+            source_limits=source_limits, on_outcome=on_outcome,
         )
-        worker = create_worker(
-            filter_job,
-            plan,
-            self._cancel_event,
-            tuple(layer.contrast_limits) if self.spec.family == "denoise" else None,
-            _start_thread=False,
-            _ignore_errors=True,  # _on_error reports them; don't re-raise in the event loop
-        )
-        _quiet_relay(worker)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda out: self._on_result(layer, name, meta, out))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._run_button.enabled = False
-        self._run_button.text = "Running…"
-        self._cancel_button.enabled = True
-        worker.start()
-        return worker
 
     def cancel(self, *_):
-        """Stop the run after the tiles in flight (about a second); nothing is added."""
-        self._cancel_event.set()
-
-    def _on_progress(self, step):
-        done, total = step
-        bar = self._progress
-        if bar is None:
-            return
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-        if getattr(bar, "is_canceled", False):
-            self.cancel()
-
-    def _on_error(self, exc):
-        self._last_error = str(exc)
-        show_error(f"{self.spec.display_name} failed: {exc}")
-
-    def _on_finished(self):
-        self._worker = None
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-        if not self._alive:
-            return
-        self._run_button.enabled = True
-        self._run_button.text = "Run"
-        self._cancel_button.enabled = False
-
-    def _on_result(self, source, name, meta, out):
-        if not self._alive:
-            return
-        if out is None:
-            show_info(f"{self.spec.display_name}: cancelled, nothing was added")
-            return
-        viewer = self._viewer
-        result, limits = out
-        if viewer is None:
-            return
-        previous = None
-        wanted = self._results.get(source.unique_id)
-        if wanted is not None:
-            previous = next((lay for lay in viewer.layers if lay.unique_id == wanted), None)
-        if (
-            self._update_result.value
-            and previous is not None
-            and previous.data.shape == result.shape
-        ):
-            previous.data = result
-            previous.contrast_limits = limits
-            previous.metadata[METADATA_KEY] = meta
-            previous.name = name
-            return
-        layer = viewer.add_image(
-            result,
-            **_same_place_as(source),
-            name=name,
-            affine=source.affine,
-            contrast_limits=limits,
-            blending=source.blending,
-            metadata={METADATA_KEY: meta},
-        )
-        self._results[source.unique_id] = layer.unique_id
-
-    # -- preview ---------------------------------------------------------------
-    def _on_preview_toggled(self, on):
-        if on:
-            self._schedule_preview()
-        else:
-            self._preview_timer.stop()
-            _remove_preview(self._viewer, self._preview_state)
-
-    def _schedule_preview(self, *_):
-        if self._alive and self._preview.value and self._viewer is not None:
-            self._preview_timer.start()
-
-    def _start_preview(self):
-        viewer = self._viewer
-        if not self._alive or not self._preview.value or viewer is None:
-            return
-        try:
-            layer, axes, values, kwargs, plan = self._job()
-            region = preview_region(viewer, layer, axes, plan)
-        except (ValueError, TypeError, MemoryError) as exc:
-            self._info.value = f"⚠ preview: {exc}"
-            return
-        if region is None:
-            self._info.value = "preview needs the 2D view"
-            return
-        index, keep, offset = region
-        state = self._preview_state
-        state["generation"] += 1
-        generation = state["generation"]
-        if plan.halo is None and len(axes.spatial_axes) > 2:
-            # Whole-volume methods are previewed plane by plane (approximation).
-            kwargs = dict(kwargs, spatial_axes=axes.spatial_axes[-2:])
-            if "spacing" in kwargs:
-                kwargs["spacing"] = axes.spacing[-2:]
-        function = self.spec.function
-        worker = create_worker(
-            preview_job, function, layer.data, index, keep, kwargs, _start_thread=False, _ignore_errors=True
-        )
-        _quiet_relay(worker)
-        worker.returned.connect(
-            lambda out: self._show_preview(generation, layer, offset, out)
-        )
-        worker.errored.connect(lambda exc: self._alive and setattr(self._info, "value", f"⚠ preview: {exc}"))
-        state["worker"] = worker
-        worker.start()
-
-    def _show_preview(self, generation, source, offset, out):
-        state = self._preview_state
-        viewer = self._viewer
-        if not state["alive"] or generation != state["generation"] or not self._preview.value or viewer is None:
-            return
-        data, limits = out
-        translate = np.asarray(source.translate, dtype=float) + np.asarray(offset) * np.asarray(source.scale)
-        layer = state["layer"]
-        if layer is not None and layer in viewer.layers and layer.data.ndim == data.ndim:
-            layer.data = data
-            layer.translate = translate
-            layer.contrast_limits = limits
-            return
-        state["layer"] = viewer.add_image(
-            data,
-            **dict(_same_place_as(source), translate=translate),
-            name=f"preview: {source.name} {self.spec.display_name.lower()}",
-            contrast_limits=limits,
-            metadata={PREVIEW_KEY: True},
-        )
-        # Keep the source layer selected so the widget keeps its input.
-        viewer.layers.selection.active = source
+        """Stop the run: nothing is added, the computation stops within a second."""
+        self._runs.cancel()
 
     @property
-    def preview_layer(self):
-        return self._preview_state["layer"]
+    def _progress(self):
+        """The running job's progress bar (activity dock), or None."""
+        return self._runs.progress_bar
+
+    def _set_busy(self, busy: bool) -> None:
+        if not self._alive:
+            return
+        self._run_button.enabled = not busy
+        self._run_button.text = "Running…" if busy else "Run"
+        self._cancel_button.enabled = busy
 
     def close(self):
         self.cancel()
-        self._preview_timer.stop()
-        _remove_preview(self._viewer, self._preview_state)
+        self._previewer.shutdown()
         super().close()
 
 
-class _RunProgress(cancelable_progress):
-    """Progress bar whose cancel button (activity dock) cancels the run at once.
+def _on_destroyed(widget_ref, previewer, runs, viewer_events):
+    """Callback for the Qt widget's destruction (dock or viewer closed).
 
-    ``cancelable_progress`` only calls ``cancel_callback`` while it is iterated;
-    the widget updates it by hand, so the callback is called here.
+    Holds no reference to the widget itself: stops every callback that would
+    touch the deleted Qt widgets, cancels a run and drops the preview layer.
     """
 
-    def cancel(self) -> None:
-        super().cancel()
-        if self.cancel_callback is not None:
-            self.cancel_callback()
+    def callback(*_):
+        widget = widget_ref()
+        if widget is not None:
+            widget._alive = False
+        runs.cancel()
+        previewer.shutdown()
+        for emitter, handler in viewer_events:
+            with contextlib.suppress(Exception):
+                emitter.disconnect(handler)
+
+    return callback
 
 
 class _RemovalWatcher(QObject):
@@ -524,41 +343,62 @@ class _RemovalWatcher(QObject):
         return False
 
 
-def _same_place_as(source) -> dict:
-    """Layer keywords that put a new layer exactly on ``source``, looking alike."""
-    return {
-        "scale": source.scale,
-        "translate": source.translate,
-        "rotate": source.rotate,
-        "shear": source.shear,
-        "units": source.units,
-        "axis_labels": source.axis_labels,
-        "rgb": source.rgb,
-        "colormap": None if source.rgb else source.colormap,
-    }
+# -- one widget class per filter: napari.yaml names these ----------------------------------
+class GaussianWidget(FilterWidget):
+    spec = by_name("gaussian")
 
 
-def _quiet_relay(worker):
-    """One notification per error: ours (napari's workers also relay every error)."""
-    with contextlib.suppress(AttributeError, TypeError, RuntimeError):
-        worker.errored.disconnect(worker._relay_error)
+class MeanWidget(FilterWidget):
+    spec = by_name("mean")
 
 
-def _remove_preview(viewer, state):
-    layer = state.get("layer")
-    state["layer"] = None
-    state["generation"] = state.get("generation", 0) + 1
-    if viewer is not None and layer is not None:
-        with contextlib.suppress(Exception):
-            if layer in viewer.layers:
-                viewer.layers.remove(layer)
+class MedianWidget(FilterWidget):
+    spec = by_name("median")
 
 
-def _widget_class(spec: FilterSpec):
-    doc = f"{spec.display_name} widget: {spec.summary}"
-    return type(spec.widget_class_name, (FilterWidget,), {"spec": spec, "__doc__": doc, "__module__": __name__})
+class BilateralWidget(FilterWidget):
+    spec = by_name("bilateral")
 
 
-for _spec in FILTERS:
-    globals()[_spec.widget_class_name] = _widget_class(_spec)
-del _spec
+class TotalVariationWidget(FilterWidget):
+    spec = by_name("total_variation")
+
+
+class WaveletWidget(FilterWidget):
+    spec = by_name("wavelet")
+
+
+class NonLocalMeansWidget(FilterWidget):
+    spec = by_name("non_local_means")
+
+
+class SobelWidget(FilterWidget):
+    spec = by_name("sobel")
+
+
+class ScharrWidget(FilterWidget):
+    spec = by_name("scharr")
+
+
+class PrewittWidget(FilterWidget):
+    spec = by_name("prewitt")
+
+
+class LaplaceWidget(FilterWidget):
+    spec = by_name("laplace")
+
+
+class GradientMagnitudeWidget(FilterWidget):
+    spec = by_name("gradient_magnitude")
+
+
+class LaplacianOfGaussianWidget(FilterWidget):
+    spec = by_name("laplacian_of_gaussian")
+
+
+class DifferenceOfGaussiansWidget(FilterWidget):
+    spec = by_name("difference_of_gaussians")
+
+
+class CannyWidget(FilterWidget):
+    spec = by_name("canny")

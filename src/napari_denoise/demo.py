@@ -8,7 +8,6 @@ Gaussian widget once, saves a screenshot of the whole window and exits.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -25,8 +24,7 @@ def main(argv=None) -> int:
     from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(title="napari-denoise demo")
-    with contextlib.suppress(Exception):  # a roomier window for the screenshot
-        viewer.window._qt_window.resize(1400, 820)
+    viewer.window.resize(1400, 820)  # a roomier window for the screenshot
     viewer.open_sample("napari-denoise", "nuclei_3d")
     source = viewer.layers[-1]
     _, widget = viewer.window.add_plugin_dock_widget("napari-denoise", args.widget)
@@ -40,7 +38,7 @@ def main(argv=None) -> int:
         widget.sigma.value = args.sigma
     worker = widget()
     if worker is None:
-        print(f"napari-denoise demo: the run was refused: {widget._last_error}")
+        print(f"napari-denoise demo: the run was refused: {widget.last_error}")
     app = QApplication.instance()
     while worker is not None and widget.running:
         app.processEvents()
@@ -48,7 +46,7 @@ def main(argv=None) -> int:
     for _ in range(20):
         app.processEvents()
     # Side by side: the noisy source on the left, the result on the right.
-    viewer.canvas.grid.enabled = True
+    _grid(viewer).enabled = True
     viewer.reset_view()
     for _ in range(20):
         app.processEvents()
@@ -58,6 +56,12 @@ def main(argv=None) -> int:
           f"({', '.join(layer.name for layer in viewer.layers)}); screenshot saved to {path}")
     viewer.close()
     return 0
+
+
+def _grid(viewer):
+    """The viewer's grid settings: ``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
 
 
 if __name__ == "__main__":
