@@ -82,23 +82,27 @@ def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0):
                             continue
                     # s active rows: move the min to act[0], the max to act[s-1]
                     r0 = act[0]
+                    # Unconditional min/max stores: they vectorise to vminps/vmaxps
+                    # everywhere, where a conditional swap became masked stores,
+                    # which are microcoded and ~10x slower on AMD Zen (AVX2).
                     for t in range(1, s):
                         rt = act[t]
+                        lo_row = buf[r0]
+                        hi_row = buf[rt]
                         for i in range(cw):
-                            a = buf[r0, i]
-                            b = buf[rt, i]
-                            if b < a:
-                                buf[r0, i] = b
-                                buf[rt, i] = a
+                            a = lo_row[i]
+                            b = hi_row[i]
+                            lo_row[i] = min(a, b)
+                            hi_row[i] = max(a, b)
                     rl = act[s - 1]
+                    hi_row = buf[rl]
                     for t in range(1, s - 1):
-                        rt = act[t]
+                        lo_row = buf[act[t]]
                         for i in range(cw):
-                            a = buf[rt, i]
-                            b = buf[rl, i]
-                            if b < a:
-                                buf[rt, i] = b
-                                buf[rl, i] = a
+                            a = lo_row[i]
+                            b = hi_row[i]
+                            lo_row[i] = min(a, b)
+                            hi_row[i] = max(a, b)
                     if e < n - 1:
                         # drop min (its slot takes the next element) and max
                         s -= 1
