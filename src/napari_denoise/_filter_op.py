@@ -45,8 +45,10 @@ __all__ = ["FilterOp", "Cost", "LibraryKernel", "Kernel"]
 #:     What the op's ``context`` function computed on the whole slice (e.g. an
 #:     estimated noise level), or None.
 #: token
-#:     The run's :class:`~napari_denoise._scheduler.CancelToken`; kernels that
-#:     run long poll ``token.flag[0]`` (non-zero: stop, the result is dropped).
+#:     A :class:`~napari_denoise._scheduler.TileToken`: kernels that run long
+#:     poll ``token.flag[0]`` (non-zero: stop, the result is dropped) and may
+#:     report their progress through the tile in ``token.ticks`` (``[done,
+#:     total]``, int64) or ``token.report(done, total)``.
 #:
 #: Returns the result for ``block[keep]``: ``out`` itself when it wrote there.
 Kernel = Callable[[np.ndarray, tuple, "np.ndarray | None", Any, Any], np.ndarray]

@@ -45,6 +45,8 @@ from .kernels import scratch
 __all__ = [
     "Cancelled",
     "CancelToken",
+    "TileToken",
+    "TILE_STEPS",
     "Tile",
     "TileLayout",
     "tile_layout",
@@ -65,6 +67,9 @@ _KEPT_MIN_TILE_VOXELS = 1 << 18
 _KEPT_MAX_TILE_VOXELS = 1 << 21
 # While tiles work, steps() yields at least this often (a consumer can cancel).
 _HEARTBEAT_SECONDS = 0.05
+#: Progress units per tile: steps() reports ``(done, total)`` in these, so a
+#: kernel that reports its own progress moves the bar within a tile.
+TILE_STEPS = 100
 POOL_THREAD_PREFIX = "napari-denoise"
 
 
@@ -89,6 +94,34 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return bool(self.flag[0])
+
+
+class TileToken:
+    """What a kernel gets as ``token``: the run's cancel flag and its own progress.
+
+    ``flag`` is the run's :attr:`CancelToken.flag` (poll ``flag[0]``);
+    ``ticks`` is this tile's ``[done, total]`` (int64) that a long kernel may
+    fill in (search offsets, iterations, planes): numba kernels write it
+    directly, Python code calls :meth:`report`.
+    """
+
+    __slots__ = ("flag", "ticks")
+
+    def __init__(self, flag: np.ndarray):
+        self.flag = flag
+        self.ticks = np.zeros(2, np.int64)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.flag[0])
+
+    def report(self, done: int, total: int) -> None:
+        self.ticks[1] = total
+        self.ticks[0] = done
+
+    def fraction(self) -> float:
+        done, total = (int(v) for v in self.ticks)
+        return min(1.0, done / total) if total > 0 else 0.0
 
 
 def default_workers() -> int:
@@ -257,16 +290,26 @@ class _EagerRun:
         lead = self.src.shape[: self.src.ndim - len(op.spatial_axes)]
         self.jobs = [(index, tile) for index in np.ndindex(*lead) for tile in self.layout.tiles]
         self.contexts = _SliceContexts(op, self.src)
+        self.in_flight: dict = {}  # job -> its TileToken, while it runs
 
     def task(self, index, tile) -> None:
         if self.token.cancelled:
             return
-        read, keep, write = self.layout.regions(tile)
-        view = self.dst[index][write]
-        block = as_kernel_input(self.src[index][read])
-        result = self.op.kernel(block, keep, view, self.contexts(index), self.token)
-        if result is not view:
-            view[...] = result
+        tile_token = self.in_flight[(index, tile)] = TileToken(self.token.flag)
+        try:
+            read, keep, write = self.layout.regions(tile)
+            view = self.dst[index][write]
+            block = as_kernel_input(self.src[index][read])
+            result = self.op.kernel(block, keep, view, self.contexts(index), tile_token)
+            if result is not view:
+                view[...] = result
+        finally:
+            self.in_flight.pop((index, tile), None)
+
+    def progress(self, finished_jobs: int) -> int:
+        """Work done in :data:`TILE_STEPS` units: finished tiles plus the running ones' share."""
+        running = sum(int(TILE_STEPS * t.fraction()) for t in list(self.in_flight.values()))
+        return finished_jobs * TILE_STEPS + running
 
 
 def filter_now(op: FilterOp, image: np.ndarray) -> np.ndarray:
@@ -293,8 +336,9 @@ def steps(
     """Run ``op`` on ``image``: a generator that yields ``(done, total)`` and returns the result.
 
     Eager (numpy) input is filtered on ``workers`` threads (default: every
-    core); the generator yields after each finished tile and at least every
-    50 ms while tiles work, so its consumer can cancel at any time through
+    core); the generator yields ``(done, total)`` in :data:`TILE_STEPS` units
+    per tile (running tiles counted by the progress their kernels report)
+    after each finished tile and at least every 50 ms, so its consumer can cancel at any time through
     ``token``. A cancelled run raises :class:`Cancelled`, after the tiles in
     flight have stopped when ``wait_on_cancel`` (kernels that poll the token
     stop within milliseconds), else at once. Closing the generator cancels
@@ -315,9 +359,9 @@ def steps(
         yield (0, 0)
         return np.empty(image.shape, dtype=op.out_dtype)
     job = _EagerRun(op, image, workers, token)
-    total = len(job.jobs)
+    total = len(job.jobs) * TILE_STEPS
     yield (0, total)
-    pool = ThreadPoolExecutor(max_workers=min(workers, total), thread_name_prefix=POOL_THREAD_PREFIX)
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(job.jobs)), thread_name_prefix=POOL_THREAD_PREFIX)
     pending: set = set()
     queue = iter(job.jobs)
     done = 0
@@ -336,13 +380,13 @@ def steps(
             for future in ready:
                 future.result()  # a kernel's error ends the run here
             done += len(ready)
-            yield (done, total)
+            yield (job.progress(done), total)
     finally:
         if not finished:
             token.cancel()  # kernels in flight return early; their output is dropped
         pool.shutdown(wait=finished or wait_on_cancel, cancel_futures=True)
     if not finished:
-        raise Cancelled(f"{op.name}: cancelled after {done} of {total} tiles")
+        raise Cancelled(f"{op.name}: cancelled after {done} of {len(job.jobs)} tiles")
     return job.out
 
 
@@ -356,7 +400,8 @@ def run(
 ):
     """Filter ``image`` with ``op`` and return the result (uncomputed dask for dask input).
 
-    ``progress(done, total)`` is called whenever a tile finishes; ``cancel()``
+    ``progress(done, total)`` is called as work progresses (in units of
+    :data:`TILE_STEPS` per tile); ``cancel()``
     is polled after each tile and every 50 ms; when it returns True the run
     stops and :class:`Cancelled` is raised.
     """
@@ -424,7 +469,7 @@ def _filter_interior(op: FilterOp, depth: dict, block_counts, block, block_id=No
 
 
 def _interior(op, depth, count, block, location):
-    token = CancelToken()
+    token = TileToken(CancelToken().flag)
     keep = []
     for ax in range(block.ndim):
         d = depth[ax]
