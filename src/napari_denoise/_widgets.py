@@ -321,8 +321,13 @@ def _on_destroyed(widget_ref, previewer, runs, viewer_events):
         widget = widget_ref()
         if widget is not None:
             widget._alive = False
-        runs.cancel()
-        previewer.shutdown()
+        # When the widget dies inside a garbage-collection pass, Python may
+        # already have cleared the controllers' attributes (tp_clear) before
+        # Qt emits ``destroyed``: there is nothing left to stop then.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            runs.cancel()
+        with contextlib.suppress(AttributeError, RuntimeError):
+            previewer.shutdown()
         for emitter, handler in viewer_events:
             with contextlib.suppress(Exception):
                 emitter.disconnect(handler)
