@@ -217,8 +217,10 @@ def test_bilateral_default_intensity_is_twice_the_noise():
 def test_bilateral_zero_or_tiny_intensity_sigma():
     x = noisy_image((12, 13), seed=15)
     np.testing.assert_array_equal(nd.bilateral(x, 1.0, 0.0), x)
-    out = nd.bilateral(x, 1.0, 1e-30)  # no overflow to NaN: each pixel keeps itself
+    out = nd.bilateral(x, 1.0, 1e-18)  # the smallest allowed: each pixel keeps itself, no NaN
     np.testing.assert_allclose(out, x, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^sigma_intensity: .*between 1e-18 and 1e\+18"):
+        nd.bilateral(x, 1.0, 1e-30)  # its square underflows float32: refused
     # single-voxel slices: noise estimate ~0, must not produce NaN
     stack = noisy_image((3, 1, 1, 1), seed=16)
     out = nd.bilateral(stack)
