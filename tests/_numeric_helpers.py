@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 import napari_denoise as nd
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from napari_denoise._sample_data import _load
 
 #: every public filter returning an image, with small, quick keyword arguments
 FILTERS = {
@@ -45,15 +41,14 @@ def noisy_image(shape, seed=0, scale=100.0, noise=10.0, dtype=np.float32):
 
 
 def load(name):
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    if path.suffix == ".png":
-        import imageio.v3 as iio
+    """A real image shipped in the package (``napari_denoise/data``), so every clone runs the
+    real-data tests: "cells3d_nuclei.npz", "timelapse_2d.npz" or "neuron_4ch.npz"."""
+    return _load(name)
 
-        return np.asarray(iio.imread(path))
-    tifffile = pytest.importorskip("tifffile")
-    return np.asarray(tifffile.imread(path))
+
+def nuclei_2d():
+    """A 2-D uint16 plane of the confocal nuclei stack (naturally noisy, values up to 65535)."""
+    return load("cells3d_nuclei.npz")[30]
 
 
 def psnr(reference, image, data_range=None):

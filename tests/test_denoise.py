@@ -12,7 +12,7 @@ from skimage.restoration import _denoise as sk_denoise
 import napari_denoise as nd
 from napari_denoise.kernels import nl_means as nl_means_kernels
 
-from _numeric_helpers import assert_float32_close, call, load, noisy_image, tiles_of
+from _numeric_helpers import assert_float32_close, call, noisy_image, nuclei_2d, tiles_of
 
 
 def sk_sigma(x):
@@ -217,8 +217,10 @@ def test_bilateral_default_intensity_is_twice_the_noise():
 def test_bilateral_zero_or_tiny_intensity_sigma():
     x = noisy_image((12, 13), seed=15)
     np.testing.assert_array_equal(nd.bilateral(x, 1.0, 0.0), x)
-    out = nd.bilateral(x, 1.0, 1e-30)  # no overflow to NaN: each pixel keeps itself
+    out = nd.bilateral(x, 1.0, 1e-18)  # the smallest allowed: each pixel keeps itself, no NaN
     np.testing.assert_allclose(out, x, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^sigma_intensity: .*between 1e-18 and 1e\+18"):
+        nd.bilateral(x, 1.0, 1e-30)  # its square underflows float32: refused
     # single-voxel slices: noise estimate ~0, must not produce NaN
     stack = noisy_image((3, 1, 1, 1), seed=16)
     out = nd.bilateral(stack)
@@ -246,8 +248,8 @@ def test_scale_equivariance(name):
 
 @pytest.mark.parametrize("name", ADAPTIVE + ["gaussian", "mean", "median"])
 def test_uint16_nuclei_denoised_exactly_like_float32(name):
-    image = load("nuclei_2d.tif")
-    assert image.dtype == np.uint16 and image.max() <= 235
+    image = nuclei_2d()
+    assert image.dtype == np.uint16  # every uint16 value is exact in float32
     crop = image[100:196, 120:232]
     np.testing.assert_array_equal(call(name, crop), call(name, crop.astype(np.float32)))
 

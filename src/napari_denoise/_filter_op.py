@@ -16,18 +16,26 @@ into work. Kernels are module-level functions with their parameters bound by
 
 scipy.ndimage and scikit-image routines become kernels through one adapter,
 :class:`LibraryKernel`: it filters the whole block (halo included) in float32
-and keeps the wanted part.
+and keeps the wanted part. Such a routine cannot be stopped mid-call, so a
+LibraryKernel that knows its ``reach`` and time per voxel cuts a block that
+would take longer than :data:`PIECE_SECONDS` into pieces (each with its
+reach around it) and checks the run's cancel flag between them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FilterOp", "Cost", "LibraryKernel", "Kernel"]
+__all__ = ["FilterOp", "Cost", "LibraryKernel", "Kernel", "PIECE_SECONDS"]
+
+#: A library call that cannot be interrupted should take about this long at
+#: most, so that a cancel is answered well within a second.
+PIECE_SECONDS = 0.1
 
 #: ``kernel(block, keep, out, context, token) -> numpy.ndarray``
 #:
@@ -131,22 +139,120 @@ class LibraryKernel:
     ``function(block, **params)`` (or ``function(block, context, **params)``
     with ``with_context``) gets the whole block, halo included, as float32
     and returns an array of its shape (size-1 axes may be dropped); the
-    adapter keeps the wanted part and writes it into ``out``. Such routines
-    cannot be stopped mid-call: the scheduler keeps their tiles short instead.
+    adapter keeps the wanted part and writes it into ``out``.
+
+    Such routines cannot be stopped mid-call. With ``reach`` (voxels the
+    routine reads either side of an output voxel, per block axis) and
+    ``seconds`` (its time per voxel of what it is given), a block that would
+    take longer than :data:`PIECE_SECONDS` is filtered in pieces, each read
+    with ``reach`` around it, the cancel flag checked and progress reported
+    between them: same result, cancellable. ``periodic``: the block is a
+    whole slice filtered with mode 'wrap', so pieces read across its borders.
     """
 
     function: Callable[..., np.ndarray]
     params: Mapping[str, Any] = field(default_factory=dict)
     with_context: bool = False
+    reach: tuple[int, ...] | None = None
+    seconds: float = 0.0
+    periodic: bool = False
+
+    def _call(self, block, context):
+        if self.with_context:
+            return self.function(block, context, **self.params)
+        return self.function(block, **self.params)
 
     def __call__(self, block, keep, out, context, token):
         block = np.asarray(block, dtype=np.float32)
-        if self.with_context:
-            result = self.function(block, context, **self.params)
-        else:
-            result = self.function(block, **self.params)
-        result = np.reshape(result, block.shape)[keep]
+        keep = tuple(keep) if keep is not None else (slice(None),) * block.ndim
+        grid = None
+        if self.reach is not None and len(self.reach) == block.ndim:
+            grid = piece_grid(block.shape, keep, self.reach, self.seconds, self.periodic)
+        if grid is None:
+            result = np.reshape(self._call(block, context), block.shape)[keep]
+            if out is None:
+                return result
+            out[...] = result
+            return out
+        return self._in_pieces(block, keep, out, context, token, grid)
+
+    def _in_pieces(self, block, keep, out, context, token, grid):
+        pieces = list(_pieces(grid))
+        for done, piece in enumerate(pieces):
+            if token is not None and token.flag[0]:
+                break  # cancelled: the run drops this tile's result
+            read, inner, write = _piece_regions(block.shape, keep, self.reach, piece, self.periodic)
+            source = block
+            for axis, index in enumerate(read):
+                source = source[(slice(None),) * axis + (index,)] if isinstance(index, slice) else np.take(
+                    source, index, axis=axis
+                )
+            part = np.reshape(self._call(np.ascontiguousarray(source), context), source.shape)[inner]
+            if out is None:
+                out = np.empty([s.stop - s.start for s in _bounds(block.shape, keep)], dtype=part.dtype)
+            out[write] = part
+            if token is not None:
+                token.report(done + 1, len(pieces))
         if out is None:
-            return result
-        out[...] = result
+            out = np.empty([s.stop - s.start for s in _bounds(block.shape, keep)], dtype=np.float32)
         return out
+
+
+def _bounds(shape, keep) -> list[slice]:
+    return [slice(*s.indices(n)[:2]) for s, n in zip(keep, shape)]
+
+
+def piece_grid(shape, keep, reach, seconds: float, periodic: bool = False):
+    """Per axis, the ``(start, stop)`` ranges (in block coordinates) that cut the kept
+    part of a block into pieces of about :data:`PIECE_SECONDS` each; None for one piece."""
+    bounds = _bounds(shape, keep)
+    kept = [b.stop - b.start for b in bounds]
+    if seconds <= 0 or 0 in kept:
+        return None
+
+    def piece_time(counts):
+        voxels = 1.0
+        for n, k, r, c in zip(shape, kept, reach, counts):
+            t = math.ceil(k / c) + 2 * r
+            voxels *= t if periodic else min(n, t)
+        return seconds * voxels
+
+    counts = [1] * len(shape)
+    if piece_time(counts) <= PIECE_SECONDS:
+        return None
+    # cut the slowest-varying axes first (contiguous pieces), as thin as needed
+    for axis in range(len(shape)):
+        while counts[axis] < kept[axis] and piece_time(counts) > PIECE_SECONDS:
+            ratio = piece_time(counts) / PIECE_SECONDS
+            counts[axis] = min(kept[axis], max(counts[axis] + 1, math.ceil(counts[axis] * ratio)))
+        if piece_time(counts) <= PIECE_SECONDS:
+            break
+    grid = []
+    for b, k, c in zip(bounds, kept, counts):
+        step = math.ceil(k / c)
+        grid.append([(start, min(start + step, b.stop)) for start in range(b.start, b.stop, step)])
+    return grid
+
+
+def _pieces(grid):
+    import itertools
+
+    return itertools.product(*grid)
+
+
+def _piece_regions(shape, keep, reach, piece, periodic):
+    """``(read, inner, write)`` of one piece: what to read of the block (slices, or
+    index arrays across a periodic border), what of the read part is the piece,
+    and where the piece goes in the kept part."""
+    bounds = _bounds(shape, keep)
+    read, inner, write = [], [], []
+    for n, b, r, (start, stop) in zip(shape, bounds, reach, piece):
+        if periodic and (start - r < 0 or stop + r > n):
+            read.append(np.arange(start - r, stop + r) % n)
+            lo = start - r
+        else:
+            lo, hi = max(0, start - r), min(n, stop + r)
+            read.append(slice(lo, hi))
+        inner.append(slice(start - lo, stop - lo))
+        write.append(slice(start - b.start, stop - b.start))
+    return tuple(read), tuple(inner), tuple(write)

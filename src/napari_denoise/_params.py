@@ -3,6 +3,20 @@
 Each helper raises ``ValueError`` or ``TypeError`` whose message starts with the
 name of the offending parameter, so that a script author (or the widget, which
 turns these exceptions into notifications) sees at once what to fix.
+
+Bounds. Every number a filter takes is finite and within a range where the
+float32 arithmetic of the kernels neither overflows nor underflows, and no
+kernel may ask for unbounded work; values outside are refused with the
+largest (or smallest) value allowed:
+
+* voxel sizes (``spacing``) lie in [:data:`MIN_SPACING`, :data:`MAX_SPACING`]
+  (any unit: 1e-12 m is a picometre);
+* intensity parameters (noise levels, weights, ``h``, ``cval``) are 0 or of
+  magnitude in [:data:`MIN_INTENSITY`, :data:`MAX_INTENSITY`], so that their
+  squares are normal float32 numbers;
+* a kernel reaches at most :data:`MAX_REACH` voxels either side of its
+  centre (lengths are checked in voxels, after dividing by ``spacing``);
+* ``workers`` is a whole number in [1, :data:`MAX_WORKERS`].
 """
 
 from __future__ import annotations
@@ -28,11 +42,38 @@ __all__ = [
     "sizes_to_pixels",
     "optional_positive",
     "check_choice",
+    "check_int",
+    "check_intensity",
+    "check_workers",
+    "check_reach",
     "DIRECT_DTYPES",
     "as_kernel_input",
+    "MIN_SPACING",
+    "MAX_SPACING",
+    "MIN_INTENSITY",
+    "MAX_INTENSITY",
+    "MAX_REACH",
+    "MAX_WORKERS",
 ]
 
 BORDER_MODES = ("reflect", "nearest", "mirror", "constant", "wrap")
+
+#: Smallest and largest voxel size accepted (in whatever unit ``spacing`` uses):
+#: derivatives are divided by the spacing (second ones by its square), which
+#: must stay a normal float32 number with room for the data.
+MIN_SPACING = 1e-12
+MAX_SPACING = 1e12
+#: Non-zero intensity parameters have a magnitude within these bounds: their
+#: squares (kernels divide by σ² and h²) are then normal float32 numbers.
+MIN_INTENSITY = 1e-18
+MAX_INTENSITY = 1e18
+#: Largest reach of a kernel, in voxels either side of its centre (a Gaussian
+#: of σ = 262144 voxels with ``truncate=4``). Kernels reaching beyond the image
+#: are folded back into it (see :mod:`napari_denoise.filters.smoothing`), so
+#: this bounds only the work of computing their weights, done before a run.
+MAX_REACH = 1 << 20
+#: Most threads a run may use.
+MAX_WORKERS = 1024
 
 # Input dtypes whose every value is exact in float32: compiled kernels read
 # them as they are, since the result equals filtering the float32 copy.
@@ -120,7 +161,10 @@ def resolve_spatial_axes(ndim: int, spatial_axes=None, *, min_axes: int = 1) -> 
 def _finite_number(value, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond float range (10**400)
+        raise ValueError(f"{name}: must be finite, got an integer of {len(str(abs(value)))} digits") from None
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name}: must be finite, got {value}")
     return value
@@ -147,19 +191,47 @@ def per_axis(value, n_axes: int, name: str, *, allow_zero: bool = True) -> tuple
 
 
 def resolve_spacing(spacing, n_axes: int) -> tuple[float, ...] | None:
-    """Voxel size per spatial axis (e.g. a napari layer's ``scale``), or None."""
+    """Voxel size per spatial axis (e.g. a napari layer's ``scale``), or None.
+
+    Each value lies in [:data:`MIN_SPACING`, :data:`MAX_SPACING`].
+    """
     if spacing is None:
         return None
     values = per_axis(spacing, n_axes, "spacing", allow_zero=False)
+    for v in values:
+        if not MIN_SPACING <= v <= MAX_SPACING:
+            raise ValueError(
+                f"spacing: each voxel size must lie between {MIN_SPACING:g} and {MAX_SPACING:g} "
+                f"(change the unit if needed), got {v:g}"
+            )
     return values
 
 
-def lengths_to_pixels(value, spacing, n_axes: int, name: str) -> tuple[float, ...]:
-    """A length (sigma) in physical units, or pixels without spacing, to pixels per axis."""
-    values = per_axis(value, n_axes, name)
+def _too_large(name: str, value, pixels: float, limit: float, axis: int, spacing, what: str) -> ValueError:
+    """The error for a length of ``pixels`` voxels along ``axis`` above ``limit`` voxels."""
     if spacing is None:
-        return values
-    return tuple(v / s for v, s in zip(values, spacing))
+        allowed = f"at most {limit:.6g} pixels"
+    else:
+        allowed = f"at most {limit * spacing[axis]:.6g} (= {limit:.6g} voxels of {spacing[axis]:g})"
+    return ValueError(f"{name}: {allowed} along spatial axis {axis}{what}, got {value!r} ({pixels:.6g} voxels)")
+
+
+def lengths_to_pixels(
+    value, spacing, n_axes: int, name: str, *, max_pixels: float | None = None, what: str = ""
+) -> tuple[float, ...]:
+    """A length (sigma) in physical units, or pixels without spacing, to pixels per axis.
+
+    With ``max_pixels``, a length of more voxels than that along any axis is
+    refused (``what`` says why, e.g. ``" with truncate=4"``); a length that
+    overflows when divided by a tiny spacing is refused as well.
+    """
+    values = per_axis(value, n_axes, name)
+    pixels = values if spacing is None else tuple(v / s for v, s in zip(values, spacing))
+    limit = math.inf if max_pixels is None else max_pixels
+    for axis, px in enumerate(pixels):
+        if not px <= limit or math.isinf(px):
+            raise _too_large(name, value, px, min(limit, np.finfo(np.float64).max), axis, spacing, what)
+    return pixels
 
 
 def closest_odd(pixels: float) -> int:
@@ -168,14 +240,20 @@ def closest_odd(pixels: float) -> int:
     return max(1, int(n))
 
 
-def sizes_to_pixels(value, spacing, n_axes: int, name: str) -> tuple[int, ...]:
+def sizes_to_pixels(value, spacing, n_axes: int, name: str, *, max_pixels: int | None = None) -> tuple[int, ...]:
     """A window size in physical units (or pixels) to an odd pixel count per axis.
 
     Without ``spacing`` a whole pixel count is taken as it is (even sizes are
     allowed, as in scipy); with ``spacing`` each axis gets the odd pixel count
-    closest to ``value / spacing``, at least 1.
+    closest to ``value / spacing``, at least 1. Windows wider than
+    ``max_pixels`` (default ``2 * MAX_REACH + 1``) are refused.
     """
     values = per_axis(value, n_axes, name, allow_zero=False)
+    limit = 2 * MAX_REACH + 1 if max_pixels is None else max_pixels
+    pixels = values if spacing is None else tuple(v / s for v, s in zip(values, spacing))
+    for axis, px in enumerate(pixels):
+        if not px <= limit + 0.5:  # also catches inf (a huge size over a tiny spacing)
+            raise _too_large(name, value, px, limit, axis, spacing, "")
     if spacing is None:
         out = []
         for v in values:
@@ -185,7 +263,21 @@ def sizes_to_pixels(value, spacing, n_axes: int, name: str) -> tuple[int, ...]:
                 )
             out.append(int(v))
         return tuple(out)
-    return tuple(closest_odd(v / s) for v, s in zip(values, spacing))
+    return tuple(min(limit, closest_odd(px)) for px in pixels)
+
+
+def check_reach(
+    name: str, value, pixels, truncate: float, spacing, *, factor: float = 1.0, maximum: int = MAX_REACH
+) -> None:
+    """Refuse a Gaussian whose reach ``truncate * factor * sigma`` exceeds ``maximum`` voxels on an axis.
+
+    (``factor``: the kernel's σ is that multiple of the parameter, e.g. 1.6
+    for the default wide Gaussian of a difference of Gaussians.)
+    """
+    for axis, px in enumerate(pixels):
+        if truncate * factor * px + 0.5 > maximum:
+            limit = maximum / (truncate * factor)
+            raise _too_large(name, value, px, limit, axis, spacing, f" with truncate={truncate:g}")
 
 
 def optional_positive(value, name: str, *, allow_zero: bool = False) -> float | None:
@@ -198,15 +290,45 @@ def optional_positive(value, name: str, *, allow_zero: bool = False) -> float | 
     return v
 
 
+def check_intensity(value, name: str, *, allow_none: bool = True, signed: bool = False) -> float | None:
+    """An intensity parameter in the image's units: 0 or of magnitude within
+    [:data:`MIN_INTENSITY`, :data:`MAX_INTENSITY`]; None passes when ``allow_none``.
+
+    Non-negative unless ``signed`` (``cval``).
+    """
+    if value is None and allow_none:
+        return None
+    v = _finite_number(value, name)
+    if v < 0 and not signed:
+        raise ValueError(f"{name}: must be non-negative, got {v}")
+    if v != 0 and not MIN_INTENSITY <= abs(v) <= MAX_INTENSITY:
+        raise ValueError(
+            f"{name}: must be 0 or of magnitude between {MIN_INTENSITY:g} and {MAX_INTENSITY:g} "
+            f"(rescale the image for other ranges), got {v:g}"
+        )
+    return v
+
+
 def check_choice(value, choices, name: str) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 
-def check_int(value, name: str, *, minimum: int = 1) -> int:
+def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number in ``[minimum, maximum]``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a whole number, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        shown = value if len(str(value)) <= 20 else f"a number of {len(str(value))} digits"
+        raise ValueError(f"{name}: at most {maximum}, got {shown}")
     return int(value)
+
+
+def check_workers(workers) -> int | None:
+    """``workers``: None (every core) or a whole number of threads in [1, :data:`MAX_WORKERS`]."""
+    if workers is None:
+        return None
+    return check_int(workers, "workers", minimum=1, maximum=MAX_WORKERS)

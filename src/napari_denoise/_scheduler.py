@@ -39,7 +39,7 @@ import numpy as np
 
 from ._filter_op import FilterOp
 from ._memory import check_memory
-from ._params import as_kernel_input, is_lazy
+from ._params import MAX_WORKERS, as_kernel_input, check_workers, is_lazy
 from .kernels import scratch
 
 __all__ = [
@@ -131,7 +131,10 @@ def default_workers() -> int:
     """
     env = os.environ.get("NAPARI_DENOISE_WORKERS")
     if env:
-        return max(1, int(env))
+        try:
+            return min(MAX_WORKERS, max(1, int(env)))
+        except ValueError:
+            raise ValueError(f"workers: NAPARI_DENOISE_WORKERS={env!r} is not a whole number") from None
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -346,6 +349,7 @@ def steps(
     the uncomputed dask array.
     """
     token = CancelToken() if token is None else token
+    workers = check_workers(workers)
     if is_lazy(image):
         for done in (0, 1):
             if done:
@@ -354,7 +358,7 @@ def steps(
             if token.cancelled:
                 raise Cancelled(f"{op.name}: cancelled")
         return result
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else workers
     if image.size == 0:
         yield (0, 0)
         return np.empty(image.shape, dtype=op.out_dtype)

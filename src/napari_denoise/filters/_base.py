@@ -30,6 +30,7 @@ __all__ = [
     "check_mode",
     "halo_for",
     "last_two",
+    "library_kernel",
 ]
 
 BorderMode = Literal["reflect", "nearest", "mirror", "constant", "wrap"]
@@ -82,6 +83,20 @@ def check_mode(mode) -> str:
 def halo_for(radius, mode):
     """Tiles need the whole axis when the border wraps around."""
     return None if mode == "wrap" else tuple(int(r) for r in radius)
+
+
+def library_kernel(function, params, reach, mode, cost: Cost, *, with_context: bool = False) -> LibraryKernel:
+    """A :class:`LibraryKernel` for a routine of known ``reach`` under border ``mode``.
+
+    It cuts blocks that would take longer than a tenth of a second (by
+    ``cost.seconds``) into pieces, so that a cancel stops it; with mode
+    'wrap' the op gets whole slices (``halo_for``) and pieces read across
+    the slice's borders.
+    """
+    return LibraryKernel(
+        function, params, with_context=with_context, reach=tuple(int(r) for r in reach),
+        seconds=cost.seconds, periodic=mode == "wrap",
+    )
 
 
 def last_two(axes: tuple[int, ...]) -> tuple[int, ...]:

@@ -23,17 +23,28 @@ import numpy as np
 from skimage import restoration
 
 from .._params import (
-    _finite_number,
     check_choice,
     check_int,
+    check_intensity,
     lengths_to_pixels,
     optional_positive,
 )
 from ..kernels import nl_means
+from ._folding import folded_reach
 from ._base import BorderMode, Cost, FilterOp, LibraryKernel, check_mode, filter_function, setup
 from .noise import noise_of_slice
 
 __all__ = ["bilateral", "total_variation", "wavelet", "non_local_means"]
+
+# Bounds on the work one call may ask for (see _params for the shared ones).
+#: Most voxels in a bilateral window (σ up to 6.5 voxels in 3-D, 42 in 2-D).
+MAX_BILATERAL_WINDOW = 1 << 16
+#: Most search offsets of non-local means ((2 d + 1)^k, d = patch_distance).
+MAX_NLM_OFFSETS = 1 << 16
+#: Widest patch of non-local means, in pixels.
+MAX_PATCH_SIZE = 255
+#: Most iterations of total variation.
+MAX_TV_ITERATIONS = 100_000
 
 # Default multiples of the estimated noise standard deviation.
 BILATERAL_INTENSITY_FACTOR = 2.0
@@ -88,6 +99,26 @@ def _noise_multiple(piece, *, value, factor):
     return value if value is not None else factor * noise_of_slice(piece)
 
 
+def _bilateral_radius(sigma_px, extents, mode, value, spacing) -> tuple[int, ...]:
+    """Window radius per axis: ``max(2, ceil(3 σ))``, cut where the window would only
+    re-read the image through its border mode (``folded_reach``: ``n`` voxels on an
+    axis of ``n``, ``n - 1`` for 'mirror'/'nearest', ``n // 2`` for 'wrap'); the window
+    at most MAX_BILATERAL_WINDOW voxels."""
+    radius = tuple(
+        0 if s == 0 else min(folded_reach(n, mode), max(2, int(np.ceil(3 * s)))) for s, n in zip(sigma_px, extents)
+    )
+    window = int(np.prod([2 * r + 1 for r in radius]))
+    if window > MAX_BILATERAL_WINDOW:
+        k = sum(1 for r in radius if r > 0)
+        largest = int((MAX_BILATERAL_WINDOW ** (1 / k) - 1) // 2) / 3
+        raise ValueError(
+            f"sigma_spatial: a window of {' x '.join(str(2 * r + 1) for r in radius)} = {window} voxels is "
+            f"too large (at most {MAX_BILATERAL_WINDOW}: sigma_spatial at most {largest:.3g} voxels on "
+            f"{k} axes{'' if spacing is None else ', in the units of spacing divided by it'}), got {value!r}"
+        )
+    return radius
+
+
 @filter_function
 def bilateral(
     image,
@@ -111,7 +142,10 @@ def bilateral(
         Standard deviation of the spatial Gaussian, in the units of
         ``spacing`` (pixels without it); one value or one per spatial axis.
         The window spans ``max(2, ceil(3 σ))`` pixels either side (as in
-        scikit-image), 0 on axes with σ = 0.
+        scikit-image), 0 on axes with σ = 0, cut where it would only re-read
+        the image through the border (beyond ``n`` pixels on an axis of
+        ``n``; ``n - 1`` for 'mirror' and 'nearest', ``n // 2`` for 'wrap');
+        it may hold at most 65536 voxels.
     sigma_intensity : float, optional
         Standard deviation of the intensity Gaussian, in the image's units.
         Default: 2 × the noise level estimated on each slice.
@@ -138,10 +172,10 @@ def bilateral(
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
-    sigma_px = lengths_to_pixels(sigma_spatial, spacing, len(axes), "sigma_spatial")
-    sigma_intensity = optional_positive(sigma_intensity, "sigma_intensity", allow_zero=True)
-    radius = tuple(0 if s == 0 else max(2, int(np.ceil(3 * s))) for s in sigma_px)
+    cval = check_intensity(cval, "cval", allow_none=False, signed=True)
+    sigma_px = lengths_to_pixels(sigma_spatial, spacing, len(axes), "sigma_spatial", max_pixels=1e6)
+    sigma_intensity = check_intensity(sigma_intensity, "sigma_intensity")
+    radius = _bilateral_radius(sigma_px, [image.shape[ax] for ax in axes], mode, sigma_spatial, spacing)
     kernel = LibraryKernel(
         _bilateral_block,
         {"sigma_px": sigma_px, "radius": radius, "mode": mode, "cval": cval},
@@ -192,7 +226,7 @@ def total_variation(
     eps : float, default 2e-4
         Relative change of the cost below which iterations stop.
     max_num_iter : int, default 200
-        Maximal number of iterations.
+        Maximal number of iterations (at most 100000).
 
     Returns
     -------
@@ -209,9 +243,9 @@ def total_variation(
     applications", J. Math. Imaging Vis. 20, 2004.
     """
     axes, _ = setup(image, spatial_axes)
-    weight = optional_positive(weight, "weight", allow_zero=True)
+    weight = check_intensity(weight, "weight")
     eps = optional_positive(eps, "eps")
-    max_num_iter = check_int(max_num_iter, "max_num_iter")
+    max_num_iter = check_int(max_num_iter, "max_num_iter", maximum=MAX_TV_ITERATIONS)
     kernel = LibraryKernel(_tv_slice, {"weight": weight, "eps": eps, "max_num_iter": max_num_iter})
     return FilterOp("total_variation", kernel, axes, None, Cost.library(1e-6), {"weight": weight})
 
@@ -261,6 +295,9 @@ def wavelet(
         Thresholding of the detail coefficients.
     wavelet_levels : int, optional
         Decomposition levels; default 3 fewer than the maximum (at least 1).
+        At most ``log2`` of the largest spatial extent, rounded up (beyond
+        that every axis is one pixel); above the wavelet's own maximum
+        PyWavelets warns of boundary effects.
 
     Returns
     -------
@@ -279,13 +316,16 @@ def wavelet(
     import pywt
 
     axes, _ = setup(image, spatial_axes)
-    sigma = optional_positive(sigma, "sigma", allow_zero=True)
+    sigma = check_intensity(sigma, "sigma")
     method = check_choice(method, ("BayesShrink", "VisuShrink"), "method")
     threshold_mode = check_choice(threshold_mode, ("soft", "hard"), "threshold_mode")
-    if wavelet_name not in pywt.wavelist(kind="discrete"):
+    if not isinstance(wavelet_name, str) or wavelet_name not in pywt.wavelist(kind="discrete"):
         raise ValueError(f"wavelet_name: {wavelet_name!r} is not a discrete PyWavelets wavelet")
     if wavelet_levels is not None:
-        wavelet_levels = check_int(wavelet_levels, "wavelet_levels")
+        # after log2(largest extent) halvings every axis is one pixel: pywt would
+        # keep transforming 1-pixel arrays (10**5 levels: seconds, for nothing)
+        top = max(1, max(image.shape[ax] for ax in axes).bit_length())
+        wavelet_levels = check_int(wavelet_levels, "wavelet_levels", maximum=top)
     kernel = LibraryKernel(
         _wavelet_slice,
         {
@@ -359,9 +399,10 @@ def non_local_means(
         Noise standard deviation in the image's units, subtracted from patch
         distances. Default: estimated on each slice.
     patch_size : int, default 5
-        Width of the patches compared, in pixels.
+        Width of the patches compared, in pixels (at most 255).
     patch_distance : int, default 6
-        Maximal distance, in pixels, at which patches are searched.
+        Maximal distance, in pixels, at which patches are searched (at
+        most 127 in 2-D and 19 in 3-D: 65536 search offsets).
     fast_mode : bool, default True
         Uniform patch weights (much faster) instead of Gaussian ones.
     spatial_axes : sequence of int, optional
@@ -390,10 +431,11 @@ def non_local_means(
         raise ValueError(
             f"spatial_axes: non-local means works on 2 or 3 spatial axes, got {len(axes)}"
         )
-    h = optional_positive(h, "h", allow_zero=True)
-    sigma = optional_positive(sigma, "sigma", allow_zero=True)
-    patch_size = check_int(patch_size, "patch_size")
-    patch_distance = check_int(patch_distance, "patch_distance")
+    h = check_intensity(h, "h")
+    sigma = check_intensity(sigma, "sigma")
+    patch_size = check_int(patch_size, "patch_size", maximum=MAX_PATCH_SIZE)
+    largest_distance = int((MAX_NLM_OFFSETS ** (1 / len(axes)) - 1) // 2)
+    patch_distance = check_int(patch_distance, "patch_distance", maximum=largest_distance)
     fast_mode = bool(fast_mode)
     factor = NLM_H_FACTOR_FAST if fast_mode else NLM_H_FACTOR_SLOW
     reach = patch_distance + patch_size // 2 + 1

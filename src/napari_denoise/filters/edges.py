@@ -8,6 +8,12 @@ gives the same response along z as along x.
 NaN and infinite pixels never raise: as in scipy.ndimage, they make every
 output pixel within the kernel's reach NaN (Canny returns booleans: whatever
 skimage.feature.canny makes of them).
+
+Gaussian kernels are bounded as in :mod:`.smoothing` (reach at most
+1048576 voxels, folded into the image beyond it); derivative filters need
+σ of at least :data:`MIN_DERIVATIVE_SIGMA` voxel, below which the sampled
+derivative kernel is a single tap (a first derivative of 0, a second one
+of ``-image / σ²``).
 """
 
 from __future__ import annotations
@@ -18,20 +24,29 @@ import numpy as np
 from scipy import ndimage
 from skimage import feature
 
-from .._params import _finite_number, lengths_to_pixels, optional_positive
+from .._params import check_intensity, check_reach, lengths_to_pixels
 from ..kernels import borders, separable
 from ._base import (
     BorderMode,
     Cost,
     FilterOp,
-    LibraryKernel,
     check_mode,
     filter_function,
     halo_for,
     last_two,
+    library_kernel,
     setup,
 )
-from .smoothing import check_truncate, gaussian_radius
+from .smoothing import (
+    check_cval,
+    check_truncate,
+    correlate_ndimage,
+    gaussian_passes,
+    gaussian_sigma,
+    passes_cost,
+    passes_reach,
+    gaussian_radius,
+)
 
 __all__ = [
     "sobel",
@@ -42,7 +57,11 @@ __all__ = [
     "laplacian_of_gaussian",
     "difference_of_gaussians",
     "canny",
+    "MIN_DERIVATIVE_SIGMA",
 ]
+
+#: Smallest σ (voxels) of a Gaussian derivative filter.
+MIN_DERIVATIVE_SIGMA = 0.01
 
 # Derivative and (normalised) smoothing weights, as in skimage.filters.
 _DERIVATIVE = np.array([-1.0, 0.0, 1.0])
@@ -84,12 +103,13 @@ def _edge_magnitude_ndimage(block, *, smooth, steps, mode, cval):
 def _edge_magnitude_op(name, image, spacing, spatial_axes, mode, cval) -> FilterOp:
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
+    cval = check_cval(cval)
     params = {"smooth": _SMOOTHING[name], "steps": _unit_spacing(spacing, len(axes)), "mode": mode, "cval": cval}
     if borders.supported(mode, len(axes)):  # the same correlate1d passes, compiled
         kernel, cost = partial(_edge_magnitude_kernel, **params), Cost(6e-9)
     else:
-        kernel, cost = LibraryKernel(_edge_magnitude_ndimage, params), Cost.library(2e-8)
+        cost = Cost.library(2e-8)
+        kernel = library_kernel(_edge_magnitude_ndimage, params, (1,) * len(axes), mode, cost)
     return FilterOp(name, kernel, axes, halo_for((1,) * len(axes), mode), cost)
 
 
@@ -210,44 +230,86 @@ def laplace(
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
-    kernel = LibraryKernel(_laplace_ndimage, {"steps": _unit_spacing(spacing, len(axes)), "mode": mode, "cval": cval})
-    return FilterOp("laplace", kernel, axes, halo_for((1,) * len(axes), mode), Cost.library(1e-8))
+    cval = check_cval(cval)
+    cost = Cost.library(1e-8)
+    params = {"steps": _unit_spacing(spacing, len(axes)), "mode": mode, "cval": cval}
+    kernel = library_kernel(_laplace_ndimage, params, (1,) * len(axes), mode, cost)
+    return FilterOp("laplace", kernel, axes, halo_for((1,) * len(axes), mode), cost)
 
 
 def _gaussian_setup(image, sigma, spacing, spatial_axes, mode, truncate, cval, name="sigma", derivative=False):
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     truncate = check_truncate(truncate)
-    cval = _finite_number(cval, "cval")
-    sigma_px = lengths_to_pixels(sigma, spacing, len(axes), name)
-    if derivative and min(sigma_px) == 0:
-        # scipy.ndimage skips axes with sigma 0, derivative included, which
-        # would add the raw image to the sum instead of a derivative.
-        raise ValueError(f"{name}: must be positive on every spatial axis for a derivative filter")
-    return axes, _unit_spacing(spacing, len(axes)), mode, truncate, cval, sigma_px
+    cval = check_cval(cval)
+    sigma_px, radius = gaussian_sigma(sigma, spacing, len(axes), truncate, name)
+    if derivative:
+        for ax, s in enumerate(sigma_px):
+            # scipy.ndimage skips axes with sigma 0, derivative included, which
+            # would add the raw image to the sum instead of a derivative; a
+            # tiny sigma makes a one-tap kernel (and 1/σ² overflows).
+            if not s >= MIN_DERIVATIVE_SIGMA:
+                raise ValueError(
+                    f"{name}: must be positive on every spatial axis for a derivative filter, "
+                    f"at least {MIN_DERIVATIVE_SIGMA:g} voxel; got {s:.6g} voxels along spatial axis {ax}"
+                )
+    extents = [image.shape[ax] for ax in axes]
+    return axes, _unit_spacing(spacing, len(axes)), mode, truncate, cval, sigma_px, radius, extents
 
 
-def _derivative_sum_ndimage(block, *, sigma_px, steps, order, mode, truncate, cval, root=False):
+def _derivative_terms(sigma_px, radius, order, extents, mode):
+    """Per axis ``a``: the passes of the Gaussian derivative of ``order`` along ``a``."""
+    return tuple(
+        gaussian_passes(sigma_px, radius, order_axis=a, order=order, extents=extents, mode=mode)
+        for a in range(len(sigma_px))
+    )
+
+
+def _finish_term(term, axis, steps, order):
+    if steps[axis] != 1.0:
+        term /= np.float32(steps[axis] ** order)
+    if order == 1:
+        np.square(term, out=term)
+
+
+def _derivative_sum_ndimage(block, *, terms, steps, order, mode, cval, root=False):
     """Sum over axes of (Gaussian derivative of ``order`` along the axis / step**order)^p."""
     total = np.zeros(block.shape, np.float32)
-    for axis in range(block.ndim):
-        orders = [0] * block.ndim
-        orders[axis] = order
-        term = ndimage.gaussian_filter(
-            block, sigma_px, order=orders, mode=mode, truncate=truncate, cval=cval
-        )
-        if steps[axis] != 1.0:
-            term /= np.float32(steps[axis] ** order)
-        if order == 1:
-            np.square(term, out=term)
+    for axis, passes in enumerate(terms):
+        term = correlate_ndimage(block, passes=passes, mode=mode, cval=cval)
+        _finish_term(term, axis, steps, order)
         total += term
     return np.sqrt(total, out=total) if root else total
 
 
-def _gradient_magnitude_kernel(block, keep, out, context, token, *, sigma_px, radius, steps, mode, cval):
-    total = separable.derivative_sum(block, sigma_px, radius, steps, 1, mode, cval, keep, out)
-    return np.sqrt(total, out=total)
+def _derivative_sum_kernel(block, keep, out, context, token, *, terms, steps, order, mode, cval, root=False):
+    """Compiled :func:`_derivative_sum_ndimage` on the kept part: the first term into
+    ``out``, the others through one reused work array."""
+    total = None
+    for axis, passes in enumerate(terms):
+        if total is None:
+            term = separable.separable(block, passes, mode, cval, keep, out)
+        else:
+            term = separable.separable(block, passes, mode, cval, keep, result_scratch="edges.term")
+        _finish_term(term, axis, steps, order)
+        total = term if total is None else np.add(total, term, out=total)
+    return np.sqrt(total, out=total) if root else total
+
+
+def _terms_reach(terms, n_axes):
+    return tuple(max(r) for r in zip(*(passes_reach(p, n_axes) for p in terms)))
+
+
+def _derivative_op(name, axes, terms, steps, order, mode, cval, root, params) -> FilterOp:
+    settings = {"terms": terms, "steps": steps, "order": order, "mode": mode, "cval": cval, "root": root}
+    all_passes = [p for term in terms for p in term]
+    reach = _terms_reach(terms, len(axes))
+    if borders.supported(mode, len(axes)):  # the same Gaussian-derivative passes, compiled
+        kernel, cost = partial(_derivative_sum_kernel, **settings), passes_cost(all_passes)
+    else:
+        cost = passes_cost(all_passes, library=True)
+        kernel = library_kernel(_derivative_sum_ndimage, settings, reach, mode, cost)
+    return FilterOp(name, kernel, axes, halo_for(reach, mode), cost, params)
 
 
 @filter_function
@@ -285,23 +347,11 @@ def gradient_magnitude(
         float32 array. Without spacing equal to
         ``scipy.ndimage.gaussian_gradient_magnitude``.
     """
-    axes, steps, mode, truncate, cval, sigma_px = _gaussian_setup(
+    axes, steps, mode, truncate, cval, sigma_px, radius, extents = _gaussian_setup(
         image, sigma, spacing, spatial_axes, mode, truncate, cval, derivative=True
     )
-    radius = gaussian_radius(sigma_px, truncate)
-    if borders.supported(mode, len(axes)):  # the same Gaussian-derivative passes, compiled
-        kernel = partial(
-            _gradient_magnitude_kernel, sigma_px=sigma_px, radius=radius, steps=steps, mode=mode, cval=cval
-        )
-        cost = Cost(6e-9 * len(axes))
-    else:
-        kernel = LibraryKernel(
-            _derivative_sum_ndimage,
-            {"sigma_px": sigma_px, "steps": steps, "order": 1, "mode": mode, "truncate": truncate,
-             "cval": cval, "root": True},
-        )
-        cost = Cost.library(2.5e-8 * len(axes))
-    return FilterOp("gradient_magnitude", kernel, axes, halo_for(radius, mode), cost, {"sigma": sigma_px})
+    terms = _derivative_terms(sigma_px, radius, 1, extents, mode)
+    return _derivative_op("gradient_magnitude", axes, terms, steps, 1, mode, cval, True, {"sigma": sigma_px})
 
 
 @filter_function
@@ -336,25 +386,17 @@ def laplacian_of_gaussian(
         float32 array (not scale-normalised: multiply by σ² to compare scales).
         Without spacing equal to ``scipy.ndimage.gaussian_laplace``.
     """
-    axes, steps, mode, truncate, cval, sigma_px = _gaussian_setup(
+    axes, steps, mode, truncate, cval, sigma_px, radius, extents = _gaussian_setup(
         image, sigma, spacing, spatial_axes, mode, truncate, cval, derivative=True
     )
-    kernel = LibraryKernel(
-        _derivative_sum_ndimage,
-        {"sigma_px": sigma_px, "steps": steps, "order": 2, "mode": mode, "truncate": truncate, "cval": cval},
-    )
-    radius = gaussian_radius(sigma_px, truncate)
-    return FilterOp(
-        "laplacian_of_gaussian", kernel, axes, halo_for(radius, mode), Cost.library(2.5e-8 * len(axes)),
-        {"sigma": sigma_px},
-    )
+    terms = _derivative_terms(sigma_px, radius, 2, extents, mode)
+    return _derivative_op("laplacian_of_gaussian", axes, terms, steps, 2, mode, cval, False, {"sigma": sigma_px})
 
 
-def _difference_of_gaussians_ndimage(block, *, low_px, high_px, mode, truncate, cval):
-    low = ndimage.gaussian_filter(block, low_px, mode=mode, truncate=truncate, cval=cval)
-    high = ndimage.gaussian_filter(block, high_px, mode=mode, truncate=truncate, cval=cval)
-    low -= high
-    return low
+def _difference_of_gaussians_ndimage(block, *, low, high, mode, cval):
+    result = correlate_ndimage(block, passes=low, mode=mode, cval=cval)
+    result -= correlate_ndimage(block, passes=high, mode=mode, cval=cval)
+    return result
 
 
 @filter_function
@@ -393,22 +435,27 @@ def difference_of_gaussians(
         float32 array. Equal to ``skimage.filters.difference_of_gaussians`` on
         the float32 image with the same mode.
     """
-    axes, steps, mode, truncate, cval, low_px = _gaussian_setup(
+    axes, steps, mode, truncate, cval, low_px, low_radius, extents = _gaussian_setup(
         image, low_sigma, spacing, spatial_axes, mode, truncate, cval, name="low_sigma"
     )
+    spacing = None if spacing is None else steps
     if high_sigma is None:
         high_px = tuple(1.6 * s for s in low_px)
+        check_reach("low_sigma", low_sigma, low_px, truncate, spacing, factor=1.6)
+        high_radius = gaussian_radius(high_px, truncate)
     else:
-        high_px = lengths_to_pixels(high_sigma, steps, len(axes), "high_sigma")
+        high_px, high_radius = gaussian_sigma(high_sigma, spacing, len(axes), truncate, "high_sigma")
     if any(h < l for h, l in zip(high_px, low_px)):
         raise ValueError("high_sigma: must not be smaller than low_sigma on any axis")
-    kernel = LibraryKernel(
-        _difference_of_gaussians_ndimage,
-        {"low_px": low_px, "high_px": high_px, "mode": mode, "truncate": truncate, "cval": cval},
-    )
+    low = gaussian_passes(low_px, low_radius, extents=extents, mode=mode)
+    high = gaussian_passes(high_px, high_radius, extents=extents, mode=mode)
+    reach = tuple(max(a, b) for a, b in zip(passes_reach(low, len(axes)), passes_reach(high, len(axes))))
+    cost = passes_cost(low + high, library=True)
+    params = {"low": low, "high": high, "mode": mode, "cval": cval}
+    kernel = library_kernel(_difference_of_gaussians_ndimage, params, reach, mode, cost)
     return FilterOp(
-        "difference_of_gaussians", kernel, axes, halo_for(gaussian_radius(high_px, truncate), mode),
-        Cost.library(5e-8), {"low_sigma": low_px, "high_sigma": high_px},
+        "difference_of_gaussians", kernel, axes, halo_for(reach, mode), cost,
+        {"low_sigma": low_px, "high_sigma": high_px},
     )
 
 
@@ -463,10 +510,10 @@ def canny(
     plane_axes = last_two(axes)
     plane_spacing = None if spacing is None else spacing[-2:]
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
-    sigma_px = lengths_to_pixels(sigma, plane_spacing, 2, "sigma")
-    low = optional_positive(low_threshold, "low_threshold", allow_zero=True)
-    high = optional_positive(high_threshold, "high_threshold", allow_zero=True)
+    cval = check_cval(cval)
+    sigma_px, radius = gaussian_sigma(sigma, plane_spacing, 2, _CANNY_TRUNCATE)
+    low = check_intensity(low_threshold, "low_threshold")
+    high = check_intensity(high_threshold, "high_threshold")
     quantiles = bool(use_quantiles)
     if low is None and high is None:
         low, high, quantiles = 0.8, 0.9, True
@@ -476,13 +523,56 @@ def canny(
                 raise ValueError(f"{name}: a quantile must lie in [0, 1], got {value}")
     if low is not None and high is not None and low > high:
         raise ValueError("low_threshold: must not be larger than high_threshold")
-    kernel = LibraryKernel(
-        feature.canny,
-        {"sigma": sigma_px, "low_threshold": low, "high_threshold": high, "use_quantiles": quantiles,
-         "mode": mode, "cval": cval},
+    extents = [image.shape[ax] for ax in plane_axes]
+    passes = gaussian_passes(sigma_px, radius, extents=extents, mode=mode)
+    smoothing_cost = passes_cost(passes, library=not borders.supported(mode, 2))
+    smoothing = library_kernel(
+        _smooth_plane, {"passes": passes, "mode": mode, "cval": cval}, passes_reach(passes, 2), mode, smoothing_cost
+    )
+    kernel = partial(
+        _canny_kernel, smoothing=smoothing, constant=mode == "constant",
+        low=low, high=high, quantiles=quantiles,
     )
     return FilterOp(
-        "canny", kernel, plane_axes, None, Cost.library(2e-7),
+        "canny", kernel, plane_axes, None, Cost.library(2e-7 + smoothing_cost.seconds),
         {"sigma": sigma_px, "low_threshold": low, "high_threshold": high},
         out_dtype=np.bool_,
     )
+
+
+# skimage.feature.canny smooths with ndimage.gaussian_filter's default truncate.
+_CANNY_TRUNCATE = 4.0
+
+
+def _smooth_plane(block, *, passes, mode, cval):
+    if borders.supported(mode, block.ndim):
+        return separable.separable(block, passes, mode, cval)
+    return correlate_ndimage(block, passes=passes, mode=mode, cval=cval)
+
+
+def _canny_kernel(block, keep, out, context, token, *, smoothing, constant, low, high, quantiles):
+    """``skimage.feature.canny`` on one plane, its Gaussian smoothing done first, in pieces.
+
+    The smoothing is the slow part for a large σ and scikit-image cannot be
+    stopped inside it: done here (same weights, bit-identical, folded when
+    longer than the plane) a piece at a time, checking the cancel flag, then
+    canny runs with σ = 0 on the smoothed plane (its mode then matters only
+    for the bleed-over correction of mode 'constant', done here as
+    scikit-image does it).
+    """
+    plane = np.asarray(block, np.float32)
+    whole = (slice(None),) * plane.ndim
+    smoothed = smoothing(plane, whole, None, None, token)
+    if constant:
+        bleed = smoothing(np.ones(plane.shape, np.float32), whole, None, None, token)
+        bleed += np.finfo(np.float32).eps
+        smoothed /= bleed
+    if token is not None and token.flag[0]:
+        return np.zeros(plane[keep].shape, bool)  # cancelled: dropped by the run
+    edges = feature.canny(
+        smoothed, sigma=0.0, low_threshold=low, high_threshold=high, use_quantiles=quantiles, mode="nearest"
+    )[keep]
+    if out is None:
+        return edges
+    out[...] = edges
+    return out

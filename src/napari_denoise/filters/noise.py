@@ -27,6 +27,12 @@ def noise_of_slice(block: np.ndarray) -> float:
     finest diagonal wavelet detail coefficients (Daubechies 2) divided by
     0.6745; coefficients that are exactly zero (saturated or flat areas) and
     NaN are left out, as in :func:`skimage.restoration.estimate_sigma`.
+
+    An estimate at the level of the transform's float64 rounding (below
+    ``2**ndim * 16 * eps`` times the largest magnitude in the slice) is
+    returned as exactly 0.0: such a slice is noise-free (constant, or flat
+    with steps), and every default derived from the estimate treats 0 as
+    "leave unchanged" instead of dividing by a denormal.
     """
     # float64, as skimage: in float32 the detail coefficients of flat areas of
     # integer-valued data come out as rounding noise instead of exact zeros,
@@ -39,7 +45,10 @@ def noise_of_slice(block: np.ndarray) -> float:
     detail = detail[np.isfinite(detail)]
     if detail.size == 0:
         return 0.0
-    return float(np.median(detail) / _MAD_TO_SIGMA)
+    sigma = float(np.median(detail) / _MAD_TO_SIGMA)
+    finite = np.abs(block[np.isfinite(block)])
+    rounding = 2.0**block.ndim * 16 * np.finfo(np.float64).eps * (float(finite.max()) if finite.size else 0.0)
+    return 0.0 if sigma <= rounding else sigma
 
 
 def estimate_noise(image, *, spatial_axes=None) -> float:

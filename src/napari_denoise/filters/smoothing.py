@@ -5,6 +5,13 @@ but work across the spatial axes only, take sizes in physical units when
 ``spacing`` is given, return float32 and run tiled on every core with
 compiled kernels (scipy.ndimage for the ``wrap`` mode, more than three axes
 and large medians).
+
+Bounded work: a Gaussian or box reaching further than the image along an
+axis is folded back into it (:mod:`._folding`: the border mode makes the
+data beyond the image a repetition of it, so the result is the same up to
+rounding) and costs at most ``2n + 1`` taps on an axis of ``n`` pixels;
+``truncate * sigma`` is at most :data:`~napari_denoise._params.MAX_REACH`
+voxels and a median window holds at most :data:`MAX_MEDIAN_WINDOW` values.
 """
 
 from __future__ import annotations
@@ -12,17 +19,39 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
 from scipy import ndimage
 
-from .._params import _finite_number, lengths_to_pixels, sizes_to_pixels
+from .._params import check_intensity, check_reach, lengths_to_pixels, sizes_to_pixels
 from ..kernels import borders, median as median_kernels, separable
-from ._base import BorderMode, Cost, FilterOp, LibraryKernel, check_mode, filter_function, halo_for, setup
+from . import _folding
+from ._base import BorderMode, Cost, FilterOp, check_mode, filter_function, halo_for, library_kernel, setup
 
-__all__ = ["gaussian", "mean", "median", "gaussian_radius", "gaussian_passes"]
+__all__ = [
+    "gaussian",
+    "mean",
+    "median",
+    "gaussian_radius",
+    "gaussian_passes",
+    "passes_reach",
+    "check_truncate",
+    "check_cval",
+    "MAX_MEDIAN_WINDOW",
+    "MAX_TRUNCATE",
+]
 
-# scipy.ndimage.median_filter allocates per-footprint-pixel tables: far larger
-# windows end in a bare MemoryError (or hours of work).
-_MAX_MEDIAN_WINDOW = 1 << 20
+#: Most values in a median window. scipy.ndimage's median costs ~1e-8 s per
+#: window value and voxel: beyond this a run takes hours and the smallest
+#: piece that can be cancelled (a slab of the window's thickness) many seconds.
+MAX_MEDIAN_WINDOW = 1 << 12
+#: Largest ``truncate``: a Gaussian is below float64's smallest number beyond
+#: 39 σ, so a longer kernel only adds zeros.
+MAX_TRUNCATE = 100.0
+#: σ (voxels) below which an axis is not smoothed, as in scipy.ndimage.
+_NO_SMOOTHING = 1e-15
+# Time per voxel of the compiled separable passes: a fixed part and one per tap.
+_SEPARABLE_SECONDS = 2e-9
+_SEPARABLE_SECONDS_PER_TAP = 3e-10
 
 
 def gaussian_radius(sigma_px, truncate: float) -> tuple[int, ...]:
@@ -30,23 +59,67 @@ def gaussian_radius(sigma_px, truncate: float) -> tuple[int, ...]:
     return tuple(int(truncate * s + 0.5) for s in sigma_px)
 
 
-def gaussian_passes(sigma_px, radius, order_axis=None, order=0):
+def gaussian_passes(sigma_px, radius, order_axis=None, order=0, *, extents=None, mode="reflect"):
     """``[(axis, weights)]`` of ``ndimage.gaussian_filter``: axes with σ = 0 are skipped.
 
-    With ``order_axis``, that axis gets the derivative of ``order``.
+    With ``order_axis``, that axis gets the derivative of ``order``. With
+    ``extents`` (the image's length along each axis) kernels reaching beyond
+    the image under ``mode`` are folded into it (:mod:`._folding`).
     """
-    return [
-        (ax, separable.gaussian_weights(s, order if ax == order_axis else 0, r))
-        for ax, (s, r) in enumerate(zip(sigma_px, radius))
-        if s > 1e-15
-    ]
+    passes = []
+    for ax, (s, r) in enumerate(zip(sigma_px, radius)):
+        if s <= _NO_SMOOTHING:
+            continue
+        o = order if ax == order_axis else 0
+        if extents is None:
+            passes.append((ax, separable.gaussian_weights(s, o, r)))
+        else:
+            passes.append((ax, _folding.gaussian_weights(s, o, r, extents[ax], mode)))
+    return passes
+
+
+def passes_reach(passes, n_axes: int) -> tuple[int, ...]:
+    """Voxels the ``passes`` read on either side, per axis (0 where there is no pass)."""
+    reach = [0] * n_axes
+    for ax, weights in passes:
+        reach[ax] = max(reach[ax], len(weights) // 2)
+    return tuple(reach)
+
+
+def passes_cost(passes, *, library: bool = False) -> Cost:
+    """Time per voxel of a chain of 1-D correlations: proportional to their taps."""
+    taps = sum(len(w) for _, w in passes)
+    if library:  # scipy.ndimage.correlate1d: about 3 ns per tap and voxel
+        return Cost.library(1e-8 + 3e-9 * taps)
+    return Cost(_SEPARABLE_SECONDS + _SEPARABLE_SECONDS_PER_TAP * taps)
 
 
 def check_truncate(truncate) -> float:
-    truncate = _finite_number(truncate, "truncate")
-    if truncate <= 0:
-        raise ValueError(f"truncate: must be positive, got {truncate}")
+    """``truncate``: positive, at most :data:`MAX_TRUNCATE`."""
+    truncate = check_intensity(truncate, "truncate", allow_none=False)
+    if not 0 < truncate <= MAX_TRUNCATE:
+        raise ValueError(f"truncate: must be positive and at most {MAX_TRUNCATE:g}, got {truncate:g}")
     return truncate
+
+
+def check_cval(cval) -> float:
+    """``cval``: 0 or a magnitude within the intensity bounds (see :mod:`.._params`)."""
+    return check_intensity(cval, "cval", allow_none=False, signed=True)
+
+
+def gaussian_sigma(sigma, spacing, n_axes: int, truncate: float, name: str = "sigma"):
+    """Validated ``(σ in voxels, radius)`` per axis of a Gaussian (reach at most MAX_REACH)."""
+    sigma_px = lengths_to_pixels(sigma, spacing, n_axes, name)
+    check_reach(name, sigma, sigma_px, truncate, spacing)
+    return sigma_px, gaussian_radius(sigma_px, truncate)
+
+
+def correlate_ndimage(block, *, passes, mode, cval):
+    """The ``passes`` with ``ndimage.correlate1d`` in float32 (as ``gaussian_filter`` does them)."""
+    out = block
+    for axis, weights in passes:
+        out = ndimage.correlate1d(out, weights, axis, output=np.float32, mode=mode, cval=cval)
+    return out if passes else np.array(block, dtype=np.float32)
 
 
 def separable_kernel(block, keep, out, context, token, *, passes, mode, cval):
@@ -97,22 +170,25 @@ def gaussian(
     Equal to ``scipy.ndimage.gaussian_filter(image.astype(float32), sigma_px)``
     with ``sigma_px = sigma / spacing`` on the spatial axes and 0 elsewhere.
     NaN pixels spread to every output pixel within the kernel's reach.
+    ``truncate * sigma`` may be at most 1048576 voxels; a kernel reaching
+    beyond the image is folded into it (same result up to rounding, at most
+    ``2n + 1`` taps on an axis of ``n`` voxels).
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     truncate = check_truncate(truncate)
-    cval = _finite_number(cval, "cval")
-    sigma_px = lengths_to_pixels(sigma, spacing, len(axes), "sigma")
-    radius = gaussian_radius(sigma_px, truncate)
+    cval = check_cval(cval)
+    sigma_px, radius = gaussian_sigma(sigma, spacing, len(axes), truncate)
+    extents = [image.shape[ax] for ax in axes]
+    passes = gaussian_passes(sigma_px, radius, extents=extents, mode=mode)
+    reach = passes_reach(passes, len(axes))
     if borders.supported(mode, len(axes)):  # same passes, same arithmetic, compiled
-        kernel = partial(separable_kernel, passes=gaussian_passes(sigma_px, radius), mode=mode, cval=cval)
-        cost = Cost(6e-9)
+        kernel = partial(separable_kernel, passes=passes, mode=mode, cval=cval)
+        cost = passes_cost(passes)
     else:
-        kernel = LibraryKernel(
-            ndimage.gaussian_filter, {"sigma": sigma_px, "mode": mode, "truncate": truncate, "cval": cval}
-        )
-        cost = Cost.library(2.5e-8)
-    return FilterOp("gaussian", kernel, axes, halo_for(radius, mode), cost, {"sigma": sigma_px})
+        cost = passes_cost(passes, library=True)
+        kernel = library_kernel(correlate_ndimage, {"passes": passes, "mode": mode, "cval": cval}, reach, mode, cost)
+    return FilterOp("gaussian", kernel, axes, halo_for(reach, mode), cost, {"sigma": sigma_px})
 
 
 @filter_function
@@ -147,19 +223,38 @@ def mean(
     Notes
     -----
     Equal to ``scipy.ndimage.uniform_filter`` on the float32 image with the
-    converted size on the spatial axes and 1 elsewhere.
+    converted size on the spatial axes and 1 elsewhere. A box wider than the
+    image is folded into it (same result up to rounding, at most ``2n + 1``
+    taps on an axis of ``n`` voxels); sizes are at most 2097153 voxels.
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
+    cval = check_cval(cval)
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
-    if borders.supported(mode, len(axes)):  # same running sums as ndimage, compiled
+    extents = [image.shape[ax] for ax in axes]
+    folded = [_folding.box_weights(s, n, mode) for s, n in zip(size_px, extents)]
+    if any(w is not None for w in folded):
+        # a box longer than the image: explicit (folded) weights instead of running sums
+        passes = [
+            (ax, np.full(s, 1.0 / s) if w is None else w)
+            for ax, (s, w) in enumerate(zip(size_px, folded))
+            if s > 1 or w is not None
+        ]
+        reach = passes_reach(passes, len(axes))
+        if borders.supported(mode, len(axes)):
+            kernel, cost = partial(separable_kernel, passes=passes, mode=mode, cval=cval), passes_cost(passes)
+        else:
+            cost = passes_cost(passes, library=True)
+            kernel = library_kernel(correlate_ndimage, {"passes": passes, "mode": mode, "cval": cval}, reach, mode, cost)
+    elif borders.supported(mode, len(axes)):  # same running sums as ndimage, compiled
         kernel = partial(_uniform_kernel, size=size_px, mode=mode, cval=cval)
         cost = Cost(3e-9)
+        reach = [s // 2 for s in size_px]
     else:
-        kernel = LibraryKernel(ndimage.uniform_filter, {"size": size_px, "mode": mode, "cval": cval})
+        reach = [s // 2 for s in size_px]
         cost = Cost.library(1.5e-8)
-    return FilterOp("mean", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px})
+        kernel = library_kernel(ndimage.uniform_filter, {"size": size_px, "mode": mode, "cval": cval}, reach, mode, cost)
+    return FilterOp("mean", kernel, axes, halo_for(reach, mode), cost, {"size": size_px})
 
 
 @filter_function
@@ -194,22 +289,38 @@ def median(
     -----
     Equal to ``scipy.ndimage.median_filter`` on the float32 image. The rank
     order of NaN is undefined: windows holding NaN give unspecified values.
+    A window holds at most 4096 values (e.g. 63 x 63 or 15 x 15 x 15).
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
-    cval = _finite_number(cval, "cval")
-    size_px = sizes_to_pixels(size, spacing, len(axes), "size")
+    cval = check_cval(cval)
+    size_px = sizes_to_pixels(size, spacing, len(axes), "size", max_pixels=MAX_MEDIAN_WINDOW)
     window = math.prod(size_px)
-    if window > _MAX_MEDIAN_WINDOW:
+    if window > MAX_MEDIAN_WINDOW:
         raise ValueError(
             f"size: a median window of {'x'.join(map(str, size_px))} = {window} pixels is too "
-            f"large (at most {_MAX_MEDIAN_WINDOW}); use a smaller size or a Gaussian/mean filter"
+            f"large (at most {MAX_MEDIAN_WINDOW}); use a smaller size or a Gaussian/mean filter"
         )
     if median_kernels.median_supported(size_px, mode):  # exact, by forgetful selection
         kernel = partial(_median_kernel, size=size_px, mode=mode, cval=cval)
         cost = Cost(1e-9 * window)
     else:
-        kernel = LibraryKernel(ndimage.median_filter, {"size": size_px, "mode": mode, "cval": cval})
-        cost = Cost.library(3.5e-7)
+        cost = Cost.library(1e-7 + 1.5e-8 * window)
+        kernel = library_kernel(
+            _median_ndimage, {"size": size_px, "mode": mode, "cval": cval}, [s // 2 for s in size_px], mode, cost
+        )
     return FilterOp("median", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px})
+
+
+def _median_ndimage(block, *, size, mode, cval):
+    """``ndimage.median_filter``, kept off its 1-D path.
+
+    scipy 1.17's 1-D rank filter reads outside the line when the window is
+    longer than the line (mode 'mirror' on one pixel returns uninitialised
+    memory); the N-D path gives the documented result, so a line goes through
+    it as a column.
+    """
+    if block.ndim == 1:
+        return ndimage.median_filter(block[:, None], (size[0], 1), mode=mode, cval=cval)[:, 0]
+    return ndimage.median_filter(block, size, mode=mode, cval=cval)
 
