@@ -102,10 +102,11 @@ def pairwise_pieces(n: int, parts: int):
     index = {piece: k for k, piece in enumerate(pieces)}
 
     def combine(sums):
+        # numba hands float32 results back as Python floats: add them as float32
         def total(node):
             if isinstance(node[0], tuple):
                 return total(node[0]) + total(node[1])
-            return sums[index[node]]
+            return np.float32(sums[index[node]])
 
         return total(tree)
 
