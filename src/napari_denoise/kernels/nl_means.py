@@ -143,6 +143,73 @@ def patch_weights(half, h):
 
 
 # -- fast mode ---------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sum_shifted(e, dst, n, w):
+    """``dst[i] = e[i] + e[i + 1] + ... + e[i + w - 1]`` for ``i < n`` (unrolled for w <= 6)."""
+    if w == 1:
+        for i in range(n):
+            dst[i] = e[i]
+    elif w == 2:
+        for i in range(n):
+            dst[i] = e[i] + e[i + 1]
+    elif w == 3:
+        for i in range(n):
+            dst[i] = e[i] + e[i + 1] + e[i + 2]
+    elif w == 4:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3])
+    elif w == 5:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + e[i + 4]
+    elif w == 6:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + (e[i + 4] + e[i + 5])
+    else:
+        for i in range(n):
+            dst[i] = e[i]
+        for k in range(1, w):
+            for i in range(n):
+                dst[i] += e[i + k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sum_rows(src, first, w, dst, n):
+    """``dst[i] = src[first, i] + ... + src[first + w - 1, i]`` for ``i < n`` (unrolled for w <= 6)."""
+    if w == 1:
+        a = src[first]
+        for i in range(n):
+            dst[i] = a[i]
+    elif w == 2:
+        a, b = src[first], src[first + 1]
+        for i in range(n):
+            dst[i] = a[i] + b[i]
+    elif w == 3:
+        a, b, c = src[first], src[first + 1], src[first + 2]
+        for i in range(n):
+            dst[i] = a[i] + b[i] + c[i]
+    elif w == 4:
+        a, b, c, d = src[first], src[first + 1], src[first + 2], src[first + 3]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i])
+    elif w == 5:
+        a, b, c, d, f = src[first], src[first + 1], src[first + 2], src[first + 3], src[first + 4]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i]) + f[i]
+    elif w == 6:
+        a, b, c = src[first], src[first + 1], src[first + 2]
+        d, f, g = src[first + 3], src[first + 4], src[first + 5]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i]) + (f[i] + g[i])
+    else:
+        a = src[first]
+        for i in range(n):
+            dst[i] = a[i]
+        for k in range(1, w):
+            a = src[first + k]
+            for i in range(n):
+                dst[i] += a[i]
+
+
 @jit
 def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, dx, var2, inv_norm,
                acc, wsum, az, ay, ax, flag, progress, slot):
@@ -158,7 +225,7 @@ def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, 
     """
     my = (ky1 - ky0) + dy
     mx = (kx1 - kx0) + dx
-    ring = np.empty((wz, my, mx), np.float64)
+    ring = np.empty((my, wz, mx), np.float64)  # box sums over (y, x) of the last wz planes
     rows = np.empty((my + wy - 1, mx), np.float64)
     e = np.empty(mx + wx - 1, np.float64)
     dist = np.empty(mx, np.float64)
@@ -181,29 +248,20 @@ def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, 
                 ny = by1 - by0
                 nx = bx1 - bx0
                 for zq in range(bz0 + sz, bz1 + sz + wz - 1):
-                    plane = ring[(zq - bz0 - sz) % wz]
+                    ring_slot = (zq - bz0 - sz) % wz
                     # sums along x of the squared differences, for rows by0 + sy ...
                     for r in range(ny + wy - 1):
                         yq = by0 + sy + r
+                        a = u[zq, yq]
+                        b = u[zq + tz, yq + ty]
+                        xa = bx0 + sx
                         for i in range(nx + wx - 1):
-                            xq = bx0 + sx + i
-                            diff = np.float64(u[zq, yq, xq]) - np.float64(u[zq + tz, yq + ty, xq + tx])
+                            diff = np.float64(a[xa + i]) - np.float64(b[xa + tx + i])
                             e[i] = diff * diff - var2
-                        row = rows[r]
-                        for i in range(nx):
-                            row[i] = e[i]
-                        for k in range(1, wx):
-                            for i in range(nx):
-                                row[i] += e[i + k]
+                        _sum_shifted(e, rows[r], nx, wx)
                     # ... then along y
                     for r in range(ny):
-                        target = plane[r]
-                        for i in range(nx):
-                            target[i] = rows[r, i]
-                        for k in range(1, wy):
-                            source = rows[r + k]
-                            for i in range(nx):
-                                target[i] += source[i]
+                        _sum_rows(rows, r, wy, ring[r, ring_slot], nx)
                     z = zq - sz - wz + 1
                     if z < bz0:
                         continue
@@ -211,11 +269,7 @@ def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, 
                     z2 = z + tz
                     for r in range(ny):
                         y = by0 + r
-                        for i in range(nx):
-                            dist[i] = ring[0, r, i]
-                        for k in range(1, wz):
-                            for i in range(nx):
-                                dist[i] += ring[k, r, i]
+                        _sum_rows(ring[r], 0, wz, dist, nx)
                         for i in range(nx):
                             d = max(dist[i], zero) * inv_norm
                             w = _fast_exp(-d)
