@@ -102,14 +102,18 @@ class TileToken:
     ``flag`` is the run's :attr:`CancelToken.flag` (poll ``flag[0]``);
     ``ticks`` is this tile's ``[done, total]`` (int64) that a long kernel may
     fill in (search offsets, iterations, planes): numba kernels write it
-    directly, Python code calls :meth:`report`.
+    directly, Python code calls :meth:`report`. ``threads`` is how many
+    threads the kernel may use for this tile: the run's workers that would
+    otherwise idle because there are fewer tiles than workers (1 for most
+    runs; kernels that cannot be tiled well use it, see ``kernels/threads.py``).
     """
 
-    __slots__ = ("flag", "ticks")
+    __slots__ = ("flag", "ticks", "threads")
 
-    def __init__(self, flag: np.ndarray):
+    def __init__(self, flag: np.ndarray, threads: int = 1):
         self.flag = flag
         self.ticks = np.zeros(2, np.int64)
+        self.threads = max(1, int(threads))
 
     @property
     def cancelled(self) -> bool:
@@ -286,6 +290,7 @@ class _EagerRun:
     def __init__(self, op: FilterOp, image: np.ndarray, workers: int, token: CancelToken):
         self.op, self.token = op, token
         self.layout = tile_layout(op, image.shape, workers)
+        # Fewer tiles than workers: each tile's kernel may use the idle ones.
         check_memory(op, image, self.layout, workers)  # before the output is allocated
         self.out = np.empty(image.shape, dtype=op.out_dtype)
         self.src = _spatial_last(image, op.spatial_axes)
@@ -294,11 +299,12 @@ class _EagerRun:
         self.jobs = [(index, tile) for index in np.ndindex(*lead) for tile in self.layout.tiles]
         self.contexts = _SliceContexts(op, self.src)
         self.in_flight: dict = {}  # job -> its TileToken, while it runs
+        self.threads_per_tile = max(1, workers // max(1, min(workers, len(self.jobs))))
 
     def task(self, index, tile) -> None:
         if self.token.cancelled:
             return
-        tile_token = self.in_flight[(index, tile)] = TileToken(self.token.flag)
+        tile_token = self.in_flight[(index, tile)] = TileToken(self.token.flag, self.threads_per_tile)
         try:
             read, keep, write = self.layout.regions(tile)
             view = self.dst[index][write]

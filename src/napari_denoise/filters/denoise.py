@@ -11,16 +11,20 @@ noise estimate leaves them out; the bilateral filter and non-local means turn
 the pixels whose window or patches reach them into NaN; total variation and
 wavelet shrinkage, being global, turn their whole slice (plane or volume)
 into NaN.
+
+All four run compiled kernels (:mod:`napari_denoise.kernels`) that release
+the GIL: tiles or independent slices run on the scheduler's threads, and a
+slice that is not cut into enough tiles uses the idle threads inside its
+kernel (search offsets' slabs, TV passes, bilateral rows).
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 from functools import partial
 from typing import Literal
 
 import numpy as np
-from skimage import restoration
 
 from .._params import (
     check_choice,
@@ -29,9 +33,13 @@ from .._params import (
     lengths_to_pixels,
     optional_positive,
 )
+from ..kernels import bilateral as bilateral_kernels
 from ..kernels import nl_means
+from ..kernels import tv
+from ..kernels import wavelet as wavelet_kernels
+from ..kernels.threads import threads_of
+from ._base import BorderMode, Cost, FilterOp, check_mode, filter_function, setup
 from ._folding import folded_reach
-from ._base import BorderMode, Cost, FilterOp, LibraryKernel, check_mode, filter_function, setup
 from .noise import noise_of_slice
 
 __all__ = ["bilateral", "total_variation", "wavelet", "non_local_means"]
@@ -52,46 +60,31 @@ TV_WEIGHT_FACTOR = 1.0
 NLM_H_FACTOR_FAST = 0.8
 NLM_H_FACTOR_SLOW = 1.15
 
-_PAD_MODES = {
-    "reflect": "symmetric",
-    "mirror": "reflect",
-    "nearest": "edge",
-    "constant": "constant",
-    "wrap": "wrap",
-}
+# Measured on one core of an AMD EPYC (Zen 3) with a quiet neighbour; they set
+# tile sizes and the widgets' time predictions.
+BILATERAL_SECONDS_PER_VOXEL_AND_NEIGHBOUR = 1.2e-9
+TV_SECONDS_PER_VOXEL_AND_ITERATION = 2.0e-9
+WAVELET_SECONDS_PER_VOXEL = {"haar": 6e-9, "other": 4e-8}
+NLM_FAST_SECONDS_PER_VOXEL_AND_OFFSET = 1.5e-9
+NLM_SLOW_SECONDS_PER_VOXEL_AND_TERM = 2.5e-10
 
 
-def _bilateral_block(block, sigma_intensity, *, sigma_px, radius, mode, cval):
-    """Direct bilateral filter of one float32 block over all its axes."""
-    if sigma_intensity == 0:
-        return block.copy()
-    pad_kwargs = {"constant_values": cval} if mode == "constant" else {}
-    padded = np.pad(block, [(r, r) for r in radius], mode=_PAD_MODES[mode], **pad_kwargs)
-    numerator = np.zeros(block.shape, np.float32)
-    denominator = np.zeros(block.shape, np.float32)
-    weight = np.empty(block.shape, np.float32)
-    # A tiny estimated sigma (nearly flat slice) must not overflow to -inf:
-    # 0 * -inf would give NaN weights on equal neighbours.
-    variance = float(sigma_intensity) ** 2
-    finite_max = float(np.finfo(np.float32).max)
-    intensity_scale = np.float32(-0.5 / variance if variance > 0.5 / finite_max else -finite_max)
-    for offset in itertools.product(*(range(-r, r + 1) for r in radius)):
-        spatial = sum((o / s) ** 2 for o, s in zip(offset, sigma_px) if s > 0)
-        spatial_weight = np.float32(np.exp(-0.5 * spatial))
-        window = tuple(
-            slice(r + o, r + o + n) for r, o, n in zip(radius, offset, block.shape)
-        )
-        shifted = padded[window]
-        np.subtract(shifted, block, out=weight)
-        np.square(weight, out=weight)
-        with np.errstate(over="ignore"):  # -inf here is a weight of exactly 0
-            weight *= intensity_scale
-        np.exp(weight, out=weight)
-        weight *= spatial_weight
-        denominator += weight
-        weight *= shifted
-        numerator += weight
-    return numerator / denominator
+def _as_result(block, keep, out):
+    """``block[keep]`` unchanged, as the float32 result (the filter's limit of zero strength)."""
+    result = np.asarray(block, dtype=np.float32)[tuple(keep)]
+    if out is None:
+        return result.copy()
+    out[...] = result
+    return out
+
+
+def _bilateral_kernel(block, keep, out, context, token, *, sigma_px, radius, mode, cval):
+    """Kernel: the compiled bilateral filter on the kept part; ``context`` is σ_intensity."""
+    if context == 0:
+        return _as_result(block, keep, out)
+    return bilateral_kernels.bilateral(
+        block, sigma_px, radius, context, mode, cval, keep=keep, out=out, threads=threads_of(token), token=token
+    )
 
 
 def _noise_multiple(piece, *, value, factor):
@@ -163,7 +156,8 @@ def bilateral(
     Notes
     -----
     The textbook filter (Tomasi & Manduchi, ICCV 1998), computed exactly over
-    the window without binning intensity differences. It agrees with
+    the window without binning intensity differences (compiled; float32 with
+    an exponential accurate to 2 ulps). It agrees with
     :func:`skimage.restoration.denoise_bilateral` on 2-D float images
     (``win_size = 2 * radius + 1``) to about 1e-3 of the intensity range once
     scikit-image's spatial table is built on the right grid: scikit-image
@@ -176,28 +170,42 @@ def bilateral(
     sigma_px = lengths_to_pixels(sigma_spatial, spacing, len(axes), "sigma_spatial", max_pixels=1e6)
     sigma_intensity = check_intensity(sigma_intensity, "sigma_intensity")
     radius = _bilateral_radius(sigma_px, [image.shape[ax] for ax in axes], mode, sigma_spatial, spacing)
-    kernel = LibraryKernel(
-        _bilateral_block,
-        {"sigma_px": sigma_px, "radius": radius, "mode": mode, "cval": cval},
-        with_context=True,
-    )
+    kernel = partial(_bilateral_kernel, sigma_px=sigma_px, radius=radius, mode=mode, cval=cval)
+    window = math.prod(2 * r + 1 for r in radius)
     return FilterOp(
         "bilateral",
         kernel,
         axes,
         None if mode == "wrap" else radius,
-        Cost.library(8e-9 * float(np.prod([2 * r + 1 for r in radius]))),
+        # reads its halo, computes the kept part; row buffers only (+ a float32
+        # result when the output view is not contiguous)
+        Cost(BILATERAL_SECONDS_PER_VOXEL_AND_NEIGHBOUR * window, work_arrays=1.0, over_halo=False),
         {"sigma_spatial": sigma_px, "sigma_intensity": sigma_intensity, "radius": radius},
         context=partial(_noise_multiple, value=sigma_intensity, factor=BILATERAL_INTENSITY_FACTOR),
     )
 
 
-def _tv_slice(block, *, weight, eps, max_num_iter):
-    w = weight if weight is not None else TV_WEIGHT_FACTOR * noise_of_slice(block)
-    if w == 0:
-        return block
-    return restoration.denoise_tv_chambolle(
-        block, weight=w, eps=eps, max_num_iter=max_num_iter, channel_axis=None
+def _relative_spacing(spacing, n_axes):
+    """``spacing / min(spacing)`` per axis (all 1 without spacing)."""
+    if spacing is None:
+        return (1.0,) * n_axes
+    finest = min(spacing)
+    return tuple(v / finest for v in spacing)
+
+
+def _tv_kernel(block, keep, out, context, token, *, eps, max_num_iter, inverse_spacing):
+    """Kernel: compiled Chambolle TV of a whole slice; ``context`` is the weight."""
+    weight = float(context)
+    tau = 1.0 / (2.0 * sum(v * v for v in inverse_spacing))
+    # weight 0, or so small that τ / weight overflows float32: the result is
+    # the image itself (|u - f| <= 2 ndim weight, below float32 resolution),
+    # where the iteration would compute 0 * inf = NaN.
+    with np.errstate(over="ignore"):
+        if weight == 0 or not np.isfinite(np.float32(tau / weight)):
+            return _as_result(block, keep, out)
+    return tv.tv_chambolle(
+        block, weight, eps, max_num_iter, inverse_spacing=inverse_spacing, out=out,
+        threads=threads_of(token), token=token,
     )
 
 
@@ -206,6 +214,7 @@ def total_variation(
     image,
     weight=None,
     *,
+    spacing=None,
     spatial_axes=None,
     eps: float = 2e-4,
     max_num_iter: int = 200,
@@ -222,6 +231,12 @@ def total_variation(
         Denoising weight in the image's intensity units: larger removes more
         noise (and more detail). Default: 1 × the noise level estimated on
         each slice.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis (a napari layer's ``scale``).
+        Differences between neighbours along axis ``a`` are divided by
+        ``spacing[a] / min(spacing)``: coarser axes (e.g. z) count less
+        variation per voxel step and are smoothed less. Isotropic spacing
+        changes nothing. Default: all axes alike (scikit-image's grid).
     %(spatial_axes)s
     eps : float, default 2e-4
         Relative change of the cost below which iterations stop.
@@ -234,36 +249,52 @@ def total_variation(
 
     Notes
     -----
-    Equal to ``skimage.restoration.denoise_tv_chambolle(slice, weight)`` on
-    each float32 slice. Spacing is not used: TV acts on pixel neighbours.
+    Without spacing, equal to ``skimage.restoration.denoise_tv_chambolle(slice,
+    weight, eps=eps, max_num_iter=max_num_iter)`` on each float32 slice, value
+    for value: the compiled kernel repeats scikit-image's float32 operations
+    and its pairwise-summed energy, so it stops at the same iteration; it
+    runs the passes of each iteration on all idle threads. With spacing the
+    gradient is ``(u[x + e_a] - u[x]) / (spacing[a] / min(spacing))``, its
+    adjoint the divergence, and the step ``τ = 1 / (2 Σ_a (min(spacing) /
+    spacing[a])²)`` (scikit-image's ``1 / (2 ndim)`` for isotropic voxels).
+    A weight below about 1e-39 (τ / weight overflows) returns the image.
 
     References
     ----------
     A. Chambolle, "An algorithm for total variation minimization and
     applications", J. Math. Imaging Vis. 20, 2004.
     """
-    axes, _ = setup(image, spatial_axes)
+    axes, spacing = setup(image, spatial_axes, spacing)
     weight = check_intensity(weight, "weight")
     eps = optional_positive(eps, "eps")
     max_num_iter = check_int(max_num_iter, "max_num_iter", maximum=MAX_TV_ITERATIONS)
-    kernel = LibraryKernel(_tv_slice, {"weight": weight, "eps": eps, "max_num_iter": max_num_iter})
-    return FilterOp("total_variation", kernel, axes, None, Cost.library(1e-6), {"weight": weight})
-
-
-def _wavelet_slice(block, *, sigma, wavelet_name, threshold_mode, wavelet_levels, method):
-    s = sigma if sigma is not None else noise_of_slice(block)
-    if s == 0 or min(block.shape) < 2:
-        return block
-    return restoration.denoise_wavelet(
-        block,
-        sigma=s,
-        wavelet=wavelet_name,
-        mode=threshold_mode,
-        wavelet_levels=wavelet_levels,
-        method=method,
-        rescale_sigma=True,
-        channel_axis=None,
+    inverse_spacing = tuple(1.0 / r for r in _relative_spacing(spacing, len(axes)))
+    kernel = partial(_tv_kernel, eps=eps, max_num_iter=max_num_iter, inverse_spacing=inverse_spacing)
+    return FilterOp(
+        "total_variation",
+        kernel,
+        axes,
+        None,
+        # p (one float32 volume per axis) and d/norm; + a float32 result when
+        # the output view is not contiguous
+        Cost(TV_SECONDS_PER_VOXEL_AND_ITERATION * max_num_iter, work_arrays=len(axes) + 2.0, over_halo=True),
+        {"weight": weight, "spacing": spacing},
+        context=partial(_noise_multiple, value=weight, factor=TV_WEIGHT_FACTOR),
     )
+
+
+def _wavelet_kernel(block, keep, out, context, token, *, wavelet_name, threshold_mode, wavelet_levels, method):
+    """Kernel: wavelet shrinkage of a whole slice; ``context`` is the noise σ."""
+    sigma = float(context)
+    if sigma == 0 or min(block.shape) < 2 or token.cancelled:
+        return _as_result(block, keep, out)
+    token.report(0, 1)
+    result = wavelet_kernels.denoise_wavelet(
+        block, sigma, wavelet_name=wavelet_name, threshold_mode=threshold_mode, method=method,
+        wavelet_levels=wavelet_levels, out=out,
+    )
+    token.report(1, 1)
+    return result
 
 
 @filter_function
@@ -305,8 +336,12 @@ def wavelet(
 
     Notes
     -----
-    Equal to ``skimage.restoration.denoise_wavelet`` on each float32 slice
-    with the same sigma (on float input it neither rescales nor clips).
+    Equal, to float32 precision, to ``skimage.restoration.denoise_wavelet``
+    on each float32 slice with the same sigma (on float input it neither
+    rescales nor clips). The Haar wavelet (``db1``) is compiled; other
+    wavelets use PyWavelets' transforms, as scikit-image does. Soft
+    thresholding is ``sign(d) max(|d| - t, 0)``: a noise-free image (zero
+    coefficients, zero threshold) comes back unchanged, not NaN.
 
     References
     ----------
@@ -322,21 +357,33 @@ def wavelet(
     if not isinstance(wavelet_name, str) or wavelet_name not in pywt.wavelist(kind="discrete"):
         raise ValueError(f"wavelet_name: {wavelet_name!r} is not a discrete PyWavelets wavelet")
     if wavelet_levels is not None:
-        # after log2(largest extent) halvings every axis is one pixel: pywt would
-        # keep transforming 1-pixel arrays (10**5 levels: seconds, for nothing)
+        # after log2(largest extent) halvings every axis is one pixel: more
+        # levels would transform 1-pixel arrays (10**5 levels: seconds, for nothing)
         top = max(1, max(image.shape[ax] for ax in axes).bit_length())
         wavelet_levels = check_int(wavelet_levels, "wavelet_levels", maximum=top)
-    kernel = LibraryKernel(
-        _wavelet_slice,
-        {
-            "sigma": sigma,
-            "wavelet_name": wavelet_name,
-            "threshold_mode": threshold_mode,
-            "wavelet_levels": wavelet_levels,
-            "method": method,
-        },
+    kernel = partial(
+        _wavelet_kernel,
+        wavelet_name=wavelet_name,
+        threshold_mode=threshold_mode,
+        wavelet_levels=wavelet_levels,
+        method=method,
     )
-    return FilterOp("wavelet", kernel, axes, None, Cost.library(1e-7), {"sigma": sigma, "method": method})
+    haar = wavelet_name in wavelet_kernels.HAAR_NAMES
+    cost = Cost(
+        WAVELET_SECONDS_PER_VOXEL["haar" if haar else "other"],
+        # coefficients (Haar: 1.15-1.34 slices; PyWavelets: its copies)
+        work_arrays=2.0 if haar else 6.0,
+        over_halo=True,
+    )
+    return FilterOp(
+        "wavelet",
+        kernel,
+        axes,
+        None,
+        cost,
+        {"sigma": sigma, "method": method},
+        context=partial(_noise_multiple, value=sigma, factor=1.0),
+    )
 
 
 def _nlm_context(piece, *, h, sigma, factor):
@@ -344,35 +391,48 @@ def _nlm_context(piece, *, h, sigma, factor):
     return (h if h is not None else factor * s, s)
 
 
-def _nlm_fast_kernel(block, keep, out, context, token, *, patch_size, patch_distance):
-    """Compiled port of scikit-image's fast mode: same result, faster; polls the token."""
-    h, sigma = context
-    if h == 0:
-        result = np.asarray(block, np.float32)[keep]
-    else:
-        result = nl_means.nl_means_fast(
-            block, h, sigma, patch_size, patch_distance, keep=keep, cancel_flag=token.flag
-        )
-    if out is None:
-        return result
-    out[...] = result
-    return out
+def _nlm_h_negligible(h, patch_size, fast_mode) -> bool:
+    """h = 0, or so small that the distances' normaliser overflows (weights would be NaN).
+
+    Then every other patch weighs 0 and each pixel keeps its value: the limit
+    of non-local means as h goes to 0.
+    """
+    if h == 0 or h * h * math.prod(patch_size) == 0:
+        return True
+    if fast_mode:
+        return False
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        weights = nl_means.patch_weights(tuple(p // 2 for p in patch_size), h)
+    return not np.all(np.isfinite(weights))
 
 
-def _nlm_library(block, context, *, patch_size, patch_distance, fast_mode):
+def _nlm_kernel(block, keep, out, context, token, *, patch_size, patch_distance, fast_mode):
+    """Kernel: compiled non-local means of the kept part; ``context`` is ``(h, σ)``."""
     h, sigma = context
-    if h == 0:
-        return block
-    return restoration.denoise_nl_means(
-        block,
-        h=h,
-        sigma=sigma,
-        patch_size=patch_size,
-        patch_distance=patch_distance,
-        fast_mode=fast_mode,
-        preserve_range=True,
-        channel_axis=None,
+    if _nlm_h_negligible(h, patch_size, fast_mode):
+        return _as_result(block, keep, out)
+    return nl_means.nl_means(
+        block, h, sigma, patch_size, patch_distance, fast_mode=fast_mode, keep=keep, out=out,
+        threads=threads_of(token), token=token,
     )
+
+
+def nlm_extents(patch_size, patch_distance, spacing, n_axes):
+    """Per-axis patch sizes and search distances, in voxels, of a non-local means call.
+
+    Without spacing: ``patch_size`` (made odd as scikit-image does) and
+    ``patch_distance`` along every axis. With spacing, they are the values
+    along the finest axis; an axis ``r = spacing[a] / min(spacing)`` times
+    coarser gets the same physical extent rounded to whole voxels: half
+    patch ``round((patch_size // 2) / r)``, distance ``round(patch_distance / r)``.
+    """
+    half = (patch_size + 1 if patch_size % 2 == 0 else patch_size) // 2
+    if spacing is None:
+        return (2 * half + 1,) * n_axes, (patch_distance,) * n_axes
+    ratios = _relative_spacing(spacing, n_axes)
+    sizes = tuple(2 * math.floor(half / r + 0.5) + 1 for r in ratios)
+    distances = tuple(math.floor(patch_distance / r + 0.5) for r in ratios)
+    return sizes, distances
 
 
 @filter_function
@@ -384,6 +444,7 @@ def non_local_means(
     patch_size: int = 5,
     patch_distance: int = 6,
     fast_mode: bool = True,
+    spacing=None,
     spatial_axes=None,
 ) -> FilterOp:
     """Non-local means denoising (2-D or 3-D).
@@ -399,12 +460,21 @@ def non_local_means(
         Noise standard deviation in the image's units, subtracted from patch
         distances. Default: estimated on each slice.
     patch_size : int, default 5
-        Width of the patches compared, in pixels (at most 255).
+        Width of the patches compared, in pixels (along the finest axis when
+        ``spacing`` is given; at most 255).
     patch_distance : int, default 6
-        Maximal distance, in pixels, at which patches are searched (at
-        most 127 in 2-D and 19 in 3-D: 65536 search offsets).
+        Maximal distance, in pixels, at which patches are searched (along the
+        finest axis when ``spacing`` is given; at most 127 in 2-D and 19 in
+        3-D: 65536 search offsets).
     fast_mode : bool, default True
         Uniform patch weights (much faster) instead of Gaussian ones.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis (a napari layer's ``scale``). An
+        axis ``r = spacing[a] / min(spacing)`` times coarser than the finest
+        gets patches and a search of the same physical extent, rounded to
+        whole voxels: half patch ``round((patch_size // 2) / r)``, search
+        distance ``round(patch_distance / r)``. Isotropic spacing changes
+        nothing. Default: the same extents along every axis.
     spatial_axes : sequence of int, optional
         Two or three axes forming one image (default: all of a 2-D/3-D image,
         the last three otherwise). Other axes are processed independently.
@@ -415,10 +485,16 @@ def non_local_means(
 
     Notes
     -----
-    Equal to ``skimage.restoration.denoise_nl_means(slice, h=h, sigma=sigma,
-    patch_size=..., patch_distance=..., fast_mode=..., preserve_range=True)``
-    on each float32 slice; large slices are tiled with a halo of
-    ``patch_distance + patch_size // 2 + 1`` pixels and run on every core.
+    Without spacing, equal to ``skimage.restoration.denoise_nl_means(slice,
+    h=h, sigma=sigma, patch_size=..., patch_distance=..., fast_mode=...,
+    preserve_range=True)`` on each float32 slice: bit for bit in slow mode,
+    to float32 precision in fast mode (scikit-image's float64 integral images
+    are replaced by box sums, and its fast-mode patch, which covers
+    ``2 (patch_size // 2)`` pixels per axis, is kept). Both modes are
+    compiled and run on every core; large slices are tiled with a halo of
+    ``patch_distance + patch_size // 2`` pixels. Extra memory: fast mode
+    about 5 float32 arrays of a tile (two float64 sums and the padded tile),
+    slow mode about 3.
 
     References
     ----------
@@ -426,7 +502,7 @@ def non_local_means(
     denoising", CVPR 2005. J. Darbon et al., "Fast nonlocal filtering applied
     to electron cryomicroscopy", ISBI 2008.
     """
-    axes, _ = setup(image, spatial_axes, min_axes=2)
+    axes, spacing = setup(image, spatial_axes, spacing, min_axes=2)
     if len(axes) > 3:
         raise ValueError(
             f"spatial_axes: non-local means works on 2 or 3 spatial axes, got {len(axes)}"
@@ -438,26 +514,26 @@ def non_local_means(
     patch_distance = check_int(patch_distance, "patch_distance", maximum=largest_distance)
     fast_mode = bool(fast_mode)
     factor = NLM_H_FACTOR_FAST if fast_mode else NLM_H_FACTOR_SLOW
-    reach = patch_distance + patch_size // 2 + 1
-    offsets = (2 * patch_distance + 1) ** len(axes)
+    sizes, distances = nlm_extents(patch_size, patch_distance, spacing, len(axes))
+    halo = tuple(d + s // 2 for s, d in zip(sizes, distances))
+    offsets = math.prod(2 * d + 1 for d in distances)
+    kernel = partial(_nlm_kernel, patch_size=sizes, patch_distance=distances, fast_mode=fast_mode)
     if fast_mode:
-        # compiled: ~3 ns per voxel and search offset on one core (skimage ~5-7 ns);
-        # float64 padded block, integral image, weights and sums, float32 copies
-        kernel = partial(_nlm_fast_kernel, patch_size=patch_size, patch_distance=patch_distance)
-        cost = Cost(offsets * 3e-9, work_arrays=10.0, over_halo=True)
+        # half the offsets (each pair of patches once); the padded tile and two
+        # float64 sums over it, a few float64 planes per thread
+        cost = Cost(NLM_FAST_SECONDS_PER_VOXEL_AND_OFFSET * (offsets // 2), work_arrays=6.0, over_halo=True)
     else:
-        kernel = LibraryKernel(
-            _nlm_library,
-            {"patch_size": patch_size, "patch_distance": patch_distance, "fast_mode": False},
-            with_context=True,
+        # every offset, every patch voxel; reads its halo, two float32 sums
+        # and the padded tile
+        cost = Cost(
+            NLM_SLOW_SECONDS_PER_VOXEL_AND_TERM * offsets * math.prod(sizes), work_arrays=4.0, over_halo=False
         )
-        cost = Cost.library(offsets * 1e-8 * patch_size ** len(axes))
     return FilterOp(
         "non_local_means",
         kernel,
         axes,
-        (reach,) * len(axes),
+        halo,
         cost,
-        {"h": h, "sigma": sigma, "patch_size": patch_size, "patch_distance": patch_distance},
+        {"h": h, "sigma": sigma, "patch_size": sizes, "patch_distance": distances},
         context=partial(_nlm_context, h=h, sigma=sigma, factor=factor),
     )

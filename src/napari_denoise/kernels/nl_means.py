@@ -1,13 +1,44 @@
-"""Fast-mode non-local means (Darbon et al. 2008), a compiled port of scikit-image's.
+"""Non-local means (Buades et al. 2005), fast and slow mode, 2-D and 3-D, compiled and threaded.
 
-Same operations in the same order as skimage.restoration's
-``_fast_nl_means_denoising_2d/_3d`` (float64 integral images, Schraudolph's
-fast exp, cut-off 5, symmetric shifts): results are bit-identical. The only
-change is how the integral-image recursion is scheduled: four rows are
-computed at once on a skewed wavefront (row r + k at column c - k), which
-keeps four independent dependency chains in flight instead of one while every
-cell still adds the same terms in the same order; in 3-D each plane is weighed
-as soon as the integral planes it needs are done, while they are in cache.
+Both modes compute what ``skimage.restoration.denoise_nl_means(...,
+preserve_range=True, channel_axis=None)`` (0.26) computes on a float32 image,
+and both run on ``threads`` threads, each on its own slab of the wanted
+voxels (the slabs only *read* their neighbours: no voxel is computed twice,
+only the patch-difference rows at slab edges are). Patch and search extents
+may differ per axis (anisotropic voxels); with equal extents the results are
+scikit-image's.
+
+**Slow mode** (Gaussian-weighted patches) repeats scikit-image's float32
+arithmetic operation for operation: the same patch weights, the same
+squared differences added in the same order, the same early exit (a patch
+pair whose partial distance exceeds 5 at the start of a patch row in 2-D, of
+a patch plane in 3-D, weighs 0), the same fast exponential (Schraudolph's)
+and the same order of accumulation over the search window. The result is
+bit-identical. What differs is the loop order, for speed: search offsets
+outermost, and for each offset every squared difference
+``(u[q] - u[q + t])² - 2σ²`` is computed once and reused by the
+``patch_size ** ndim`` patches that contain it; the pixels of a row are
+processed together (vector instructions), the early exit becoming a mask.
+
+**Fast mode** (uniform patches, Darbon et al. 2008) weighs each pair of
+patches by ``fast_exp(-max(D, 0) / (h² |patch|))`` (0 beyond 5), ``D`` the sum
+over the patch of ``(u[q] - u[q + t])² - 2σ²``, each unordered pair once, as
+scikit-image does. scikit-image gets ``D`` from float64 integral images of
+the padded image; here ``D`` is a float64 box sum (three separable passes)
+over only the voxels whose pairs reach the wanted part: the same value to
+about 1e-15 relatively, so results agree with scikit-image to float32
+precision (usually bit for bit), at a fraction of the memory traffic.
+
+Borders: like scikit-image, the image is extended by reflection (numpy
+``reflect``); slow mode clips the search window to the image. Where a tile's
+halo provides real neighbours they are used instead, so tiles give the
+untiled result.
+
+Memory (besides the output): a float32 copy of the wanted part grown by
+``patch_distance + patch_size // 2`` on each side, then fast mode two
+float64 accumulators of the wanted part (4 float32 arrays' worth) plus per
+thread a few float64 planes; slow mode two float32 accumulators plus per
+thread ``patch_size ** 2`` float32 rows.
 """
 
 from __future__ import annotations
@@ -16,249 +47,491 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
-from .borders import jit
+from .borders import as_3d, jit, writable_3d
+from .threads import progress_counters, run_pieces, split_evenly
 
-__all__ = ["nl_means_fast"]
+__all__ = ["nl_means", "patch_weights", "half_widths", "DISTANCE_CUTOFF"]
 
-# skimage/_shared/fast_exp.h (Schraudolph's exp) as used by skimage's NLM
+#: Patch pairs farther than this (in units of h², per patch voxel) weigh 0.
+DISTANCE_CUTOFF = 5.0
+# skimage/_shared/fast_exp.h: Schraudolph's exponential
 _EXP_A = 1512775.3951951856938
 _EXP_BC = 1072632447
-# 2**(e - 1023) for the exponents fast_exp reaches on [-5, 0] (the NLM cut-off)
-_POW2 = np.array([math.ldexp(1.0, e - 1023) for e in range(1015, 1023)])
+
+
+@intrinsic
+def _f64_from_bits(typingctx, bits):
+    """Reinterpret an int64 as a float64 (a register move, vectorisable)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fast_exp(y, pow2):
-    # skimage/_shared/fast_exp.h: high word int32(EXP_A * y) + EXP_BC, low word 0
-    hi = np.int32(_EXP_A * y) + np.int32(_EXP_BC)
-    return pow2[(hi >> 20) - 1015] * (1.0 + (hi & 0xFFFFF) * 9.5367431640625e-07)
+def _fast_exp(y):
+    """skimage's ``_fast_exp``: high word ``int32(EXP_A * y) + EXP_BC``, low word 0.
 
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _nlm_cell2(integral, padded, row, col, t_row, t_col, var2):
-    t = padded[row, col] - padded[row + t_row, col + t_col]
-    dist = t * t - var2
-    integral[row, col] = (
-        dist + integral[row - 1, col] + integral[row, col - 1] - integral[row - 1, col - 1]
-    )
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _nlm_cell3(integral, padded, pln, row, col, t_pln, t_row, t_col, var2):
-    t = padded[pln, row, col] - padded[pln + t_pln, row + t_row, col + t_col]
-    dist = t * t - var2
-    integral[pln, row, col] = (
-        dist
-        + integral[pln - 1, row, col]
-        + integral[pln, row - 1, col]
-        + integral[pln, row, col - 1]
-        + integral[pln - 1, row - 1, col - 1]
-        - integral[pln - 1, row - 1, col]
-        - integral[pln, row - 1, col - 1]
-        - integral[pln - 1, row, col - 1]
-    )
-
-
-@jit
-def _nlm_integral2(padded, integral, t_row, t_col, var2):
-    n_row, n_col = padded.shape
-    ce = n_col - t_col
-    r1 = min(n_row, n_row - t_row)
-    row = max(1, -t_row)
-    while row + 4 <= r1:
-        for c in range(1, min(4, ce + 3)):
-            for k in range(4):
-                if 1 <= c - k < ce:
-                    _nlm_cell2(integral, padded, row + k, c - k, t_row, t_col, var2)
-        for c in range(4, ce):
-            _nlm_cell2(integral, padded, row, c, t_row, t_col, var2)
-            _nlm_cell2(integral, padded, row + 1, c - 1, t_row, t_col, var2)
-            _nlm_cell2(integral, padded, row + 2, c - 2, t_row, t_col, var2)
-            _nlm_cell2(integral, padded, row + 3, c - 3, t_row, t_col, var2)
-        for c in range(max(ce, 4), ce + 3):
-            for k in range(4):
-                if 1 <= c - k < ce:
-                    _nlm_cell2(integral, padded, row + k, c - k, t_row, t_col, var2)
-        row += 4
-    while row < r1:
-        for c in range(1, ce):
-            _nlm_cell2(integral, padded, row, c, t_row, t_col, var2)
-        row += 1
-
-
-@jit
-def _nlm_integral3_plane(padded, integral, pln, t_pln, t_row, t_col, var2):
-    n_row, n_col = padded.shape[1], padded.shape[2]
-    ce = n_col - t_col
-    r1 = min(n_row, n_row - t_row)
-    row = max(1, -t_row)
-    while row + 4 <= r1:
-        for c in range(1, min(4, ce + 3)):
-            for k in range(4):
-                if 1 <= c - k < ce:
-                    _nlm_cell3(integral, padded, pln, row + k, c - k, t_pln, t_row, t_col, var2)
-        for c in range(4, ce):
-            _nlm_cell3(integral, padded, pln, row, c, t_pln, t_row, t_col, var2)
-            _nlm_cell3(integral, padded, pln, row + 1, c - 1, t_pln, t_row, t_col, var2)
-            _nlm_cell3(integral, padded, pln, row + 2, c - 2, t_pln, t_row, t_col, var2)
-            _nlm_cell3(integral, padded, pln, row + 3, c - 3, t_pln, t_row, t_col, var2)
-        for c in range(max(ce, 4), ce + 3):
-            for k in range(4):
-                if 1 <= c - k < ce:
-                    _nlm_cell3(integral, padded, pln, row + k, c - k, t_pln, t_row, t_col, var2)
-        row += 4
-    while row < r1:
-        for c in range(1, ce):
-            _nlm_cell3(integral, padded, pln, row, c, t_pln, t_row, t_col, var2)
-        row += 1
-
-
-@jit
-def _nlm_weigh3(padded, integral, weights, result, pln, o, t_pln, t_row, t_col,
-                rmin, rmax, cmax, alpha, sch, pow2):
-    p2 = pln + t_pln
-    for row in range(rmin, rmax):
-        r2 = row + t_row
-        for col in range(o, cmax):
-            dist = (
-                integral[pln + o, row + o, col + o]
-                - integral[pln - o, row - o, col - o]
-                + integral[pln - o, row - o, col + o]
-                + integral[pln - o, row + o, col - o]
-                + integral[pln + o, row - o, col - o]
-                - integral[pln - o, row + o, col + o]
-                - integral[pln + o, row - o, col + o]
-                - integral[pln + o, row + o, col - o]
-            )
-            dist = max(dist, 0.0) / sch
-            if dist > 5.0:
-                continue
-            w = alpha * _fast_exp(-dist, pow2)
-            c2 = col + t_col
-            weights[pln, row, col] += w
-            weights[p2, r2, c2] += w
-            result[pln, row, col] += w * padded[p2, r2, c2]
-            result[p2, r2, c2] += w * padded[pln, row, col]
-
-
-@jit
-def _nlm_fast2d(padded, s, d, h, var, pow2, cancel_flag):
-    o = s // 2
-    n_row, n_col = padded.shape
-    weights = np.zeros_like(padded)
-    integral = np.zeros_like(padded)
-    result = np.zeros_like(padded)
-    h2s2 = h * h * s * s
-    var2 = var * 2.0
-    for t_row in range(-d, d + 1):
-        rmin = max(o, o - t_row)
-        rmax = min(n_row - o, n_row - o - t_row)
-        for t_col in range(d + 1):
-            if cancel_flag[0]:  # cancelled: the caller drops this result
-                return result, weights
-            alpha = 0.5 if t_col == 0 else 1.0
-            cmax = n_col - o - t_col
-            _nlm_integral2(padded, integral, t_row, t_col, var2)
-            for row in range(rmin, rmax):
-                for col in range(o, cmax):
-                    dist = (
-                        integral[row + o, col + o]
-                        + integral[row - o, col - o]
-                        - integral[row - o, col + o]
-                        - integral[row + o, col - o]
-                    )
-                    dist = max(dist, 0.0) / h2s2
-                    if dist > 5.0:
-                        continue
-                    w = alpha * _fast_exp(-dist, pow2)
-                    weights[row, col] += w
-                    weights[row + t_row, col + t_col] += w
-                    result[row, col] += w * padded[row + t_row, col + t_col]
-                    result[row + t_row, col + t_col] += w * padded[row, col]
-    return result, weights
-
-
-@jit
-def _nlm_fast3d(padded, s, d, h, var, pow2, cancel_flag):
-    o = s // 2
-    n_pln, n_row, n_col = padded.shape
-    weights = np.zeros_like(padded)
-    integral = np.zeros_like(padded)
-    result = np.zeros_like(padded)
-    sch = h * h * s * s * s
-    var2 = var * 2.0
-    for t_pln in range(-d, d + 1):
-        pmin = max(o, o - t_pln)
-        pmax = min(n_pln - o, n_pln - o - t_pln)
-        q0 = max(1, -t_pln)
-        q1 = min(n_pln, n_pln - t_pln)
-        for t_row in range(-d, d + 1):
-            rmin = max(o, o - t_row)
-            rmax = min(n_row - o, n_row - o - t_row)
-            for t_col in range(d + 1):
-                if cancel_flag[0]:  # cancelled: the caller drops this result
-                    return result, weights
-                alpha = 0.5 if t_col == 0 else 1.0
-                cmax = n_col - o - t_col
-                # Plane pln of the weighing needs integral planes up to
-                # pln + o only: weigh each plane as soon as they are done
-                # (same operations, same order, while they are in cache).
-                pln = pmin
-                for q in range(q0, q1):
-                    _nlm_integral3_plane(padded, integral, q, t_pln, t_row, t_col, var2)
-                    while pln < pmax and pln + o <= q:
-                        _nlm_weigh3(padded, integral, weights, result, pln, o, t_pln, t_row,
-                                    t_col, rmin, rmax, cmax, alpha, sch, pow2)
-                        pln += 1
-                while pln < pmax:
-                    _nlm_weigh3(padded, integral, weights, result, pln, o, t_pln, t_row,
-                                t_col, rmin, rmax, cmax, alpha, sch, pow2)
-                    pln += 1
-    return result, weights
-
-
-def nl_means_fast(block, h, sigma, patch_size, patch_distance, keep=None, cancel_flag=None):
-    """Fast-mode non-local means of a 2-D or 3-D block, as scikit-image.
-
-    Equal (bit for bit on a whole image) to ``skimage.restoration.denoise_nl_means(
-    block, h=h, sigma=sigma, patch_size=patch_size, patch_distance=patch_distance,
-    fast_mode=True, preserve_range=True, channel_axis=None)`` on the float32
-    block. ``keep`` (slices of ``block``) is the part whose result is wanted: the
-    rest is halo, used as the padding where it reaches ``patch_size // 2 +
-    patch_distance + 1`` pixels (``reflect`` padding, as scikit-image, supplies
-    the rest, i.e. at the true image border). Returns a float32 array of
-    ``block[keep]``'s shape. Runs on one core and releases the GIL.
-    ``cancel_flag`` (a one-element uint8 array) is polled between search
-    offsets: once it is set the kernel returns at once with an unfinished
-    result.
+    The C conversion of an out-of-range double gives INT_MIN, and so does
+    this one (x86 ``cvttsd2si``); the int32 addition wraps as in C.
     """
-    s = int(patch_size)
-    if s % 2 == 0:
-        s += 1  # odd value for a symmetric patch, as scikit-image
-    d = int(patch_distance)
-    pad = s // 2 + d + 1
-    shape = block.shape
-    if keep is None:
-        keep = (slice(None),) * block.ndim
+    hi = np.int32(_EXP_A * y)
+    hi = np.int32(hi + np.int32(_EXP_BC))
+    return _f64_from_bits(np.int64(hi) << 32)
+
+
+def half_widths(patch_size, patch_distance, ndim):
+    """Per-axis ``(patch half-widths, search distances)`` from scikit-image's parameters.
+
+    An even patch size is made odd by adding one, as scikit-image does.
+    """
+    sizes = _per_axis(patch_size, ndim)
+    distances = _per_axis(patch_distance, ndim)
+    half = tuple((s + 1 if s % 2 == 0 else s) // 2 for s in sizes)
+    return half, distances
+
+
+def _per_axis(value, ndim):
+    if np.ndim(value) == 0:
+        return (int(value),) * ndim
+    values = tuple(int(v) for v in value)
+    if len(values) != ndim:
+        raise ValueError(f"expected {ndim} values, got {len(values)}")
+    return values
+
+
+def patch_weights(half, h):
+    """Slow mode's Gaussian patch weights, float32, computed as scikit-image does.
+
+    For equal half-widths ``o`` (patch size ``s = 2o + 1``): ``A = (s - 1) / 4``
+    rounded to float32, ``w = exp(-(Σ x_a²) / (2 A²))`` in float32, then
+    ``w *= 1 / (sum(w) h²)``. With unequal half-widths each axis has its own
+    ``A_a = o_a / 2`` (a Gaussian of the same physical width along every
+    axis); an axis with ``o_a = 0`` contributes no term.
+    """
+    ndim = len(half)
+    if len(set(half)) == 1:
+        s = 2 * half[0] + 1
+        a = float(np.float32((s - 1.0) / 4.0))
+        grid = np.arange(-half[0], half[0] + 1, dtype=np.float32)
+        coords = np.meshgrid(*([grid] * ndim), indexing="ij")
+        squares = coords[0] * coords[0]
+        for c in coords[1:]:
+            squares = squares + c * c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.exp(-squares / (2 * a * a))
+        if half[0] == 0:
+            w = np.ones_like(w)
+    else:
+        coords = np.meshgrid(*[np.arange(-o, o + 1, dtype=np.float32) for o in half], indexing="ij")
+        exponent = np.zeros(coords[0].shape, np.float32)
+        for c, o in zip(coords, half):
+            if o > 0:
+                a = float(np.float32(o / 2.0))
+                exponent = exponent + (c * c) / np.float32(2 * a * a)
+        w = np.exp(-exponent)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    w *= 1.0 / (np.sum(w) * h * h)
+    return w
+
+
+# -- fast mode ---------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sum_shifted(e, dst, n, w):
+    """``dst[i] = e[i] + e[i + 1] + ... + e[i + w - 1]`` for ``i < n`` (unrolled for w <= 6)."""
+    if w == 1:
+        for i in range(n):
+            dst[i] = e[i]
+    elif w == 2:
+        for i in range(n):
+            dst[i] = e[i] + e[i + 1]
+    elif w == 3:
+        for i in range(n):
+            dst[i] = e[i] + e[i + 1] + e[i + 2]
+    elif w == 4:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3])
+    elif w == 5:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + e[i + 4]
+    elif w == 6:
+        for i in range(n):
+            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + (e[i + 4] + e[i + 5])
+    else:
+        for i in range(n):
+            dst[i] = e[i]
+        for k in range(1, w):
+            for i in range(n):
+                dst[i] += e[i + k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sum_rows(src, first, w, dst, n):
+    """``dst[i] = src[first, i] + ... + src[first + w - 1, i]`` for ``i < n`` (unrolled for w <= 6)."""
+    if w == 1:
+        a = src[first]
+        for i in range(n):
+            dst[i] = a[i]
+    elif w == 2:
+        a, b = src[first], src[first + 1]
+        for i in range(n):
+            dst[i] = a[i] + b[i]
+    elif w == 3:
+        a, b, c = src[first], src[first + 1], src[first + 2]
+        for i in range(n):
+            dst[i] = a[i] + b[i] + c[i]
+    elif w == 4:
+        a, b, c, d = src[first], src[first + 1], src[first + 2], src[first + 3]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i])
+    elif w == 5:
+        a, b, c, d, f = src[first], src[first + 1], src[first + 2], src[first + 3], src[first + 4]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i]) + f[i]
+    elif w == 6:
+        a, b, c = src[first], src[first + 1], src[first + 2]
+        d, f, g = src[first + 3], src[first + 4], src[first + 5]
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + (c[i] + d[i]) + (f[i] + g[i])
+    else:
+        a = src[first]
+        for i in range(n):
+            dst[i] = a[i]
+        for k in range(1, w):
+            a = src[first + k]
+            for i in range(n):
+                dst[i] += a[i]
+
+
+@jit
+def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, dx, var2, inv_norm,
+               acc, wsum, az, ay, ax, flag, progress, slot):
+    """Fast-mode sums for the wanted voxels ``[kz0:kz1, ky0:ky1, kx0:kx1]`` of ``u``.
+
+    The patch of voxel ``x`` covers ``x + s .. x + s + w - 1`` along each axis
+    (``s``, ``w`` = ``sz, sy, sx`` and ``wz, wy, wx``). ``acc`` and ``wsum``
+    (float64) hold the wanted part of the caller's region, whose first voxel
+    is ``(az, ay, ax)`` of ``u``; only the slab's voxels are written. Every
+    search offset ``t`` of the positive half space is visited once: each pair
+    ``(x, x + t)`` with one end in the slab is weighed once and added to the
+    ends that lie in the slab.
+    """
+    my = (ky1 - ky0) + dy
+    mx = (kx1 - kx0) + dx
+    ring = np.empty((my, wz, mx), np.float64)  # box sums over (y, x) of the last wz planes
+    rows = np.empty((my + wy - 1, mx), np.float64)
+    e = np.empty(mx + wx - 1, np.float64)
+    dist = np.empty(mx, np.float64)
+    weight = np.empty(mx, np.float64)
+    zero = 0.0
+    for tz in range(-dz, dz + 1):
+        for ty in range(-dy, dy + 1):
+            for tx in range(0, dx + 1):
+                if tx == 0 and (ty < 0 or (ty == 0 and tz <= 0)):
+                    continue  # the negative half space, and t = 0 (added by the caller)
+                if flag[0]:
+                    return
+                # voxels x whose pair (x, x + t) touches the slab: K ∪ (K - t)
+                bz0 = kz0 - max(tz, 0)
+                bz1 = kz1 + max(-tz, 0)
+                by0 = ky0 - max(ty, 0)
+                by1 = ky1 + max(-ty, 0)
+                bx0 = kx0 - tx
+                bx1 = kx1
+                ny = by1 - by0
+                nx = bx1 - bx0
+                for zq in range(bz0 + sz, bz1 + sz + wz - 1):
+                    ring_slot = (zq - bz0 - sz) % wz
+                    # sums along x of the squared differences, for rows by0 + sy ...
+                    for r in range(ny + wy - 1):
+                        yq = by0 + sy + r
+                        a = u[zq, yq]
+                        b = u[zq + tz, yq + ty]
+                        xa = bx0 + sx
+                        for i in range(nx + wx - 1):
+                            diff = np.float64(a[xa + i]) - np.float64(b[xa + tx + i])
+                            e[i] = diff * diff - var2
+                        _sum_shifted(e, rows[r], nx, wx)
+                    # ... then along y
+                    for r in range(ny):
+                        _sum_rows(rows, r, wy, ring[r, ring_slot], nx)
+                    z = zq - sz - wz + 1
+                    if z < bz0:
+                        continue
+                    # plane z's patches are complete: along z, weigh, accumulate
+                    z2 = z + tz
+                    for r in range(ny):
+                        y = by0 + r
+                        _sum_rows(ring[r], 0, wz, dist, nx)
+                        for i in range(nx):
+                            d = max(dist[i], zero) * inv_norm
+                            w = _fast_exp(-d)
+                            weight[i] = zero if d > DISTANCE_CUTOFF else w
+                        y2 = y + ty
+                        if kz0 <= z < kz1 and ky0 <= y < ky1:
+                            a_row = acc[z - az, y - ay]
+                            w_row = wsum[z - az, y - ay]
+                            source = u[z2, y2]
+                            for x in range(kx0, kx1):
+                                w = weight[x - bx0]
+                                a_row[x - ax] += w * np.float64(source[x + tx])
+                                w_row[x - ax] += w
+                        if kz0 <= z2 < kz1 and ky0 <= y2 < ky1:
+                            a_row = acc[z2 - az, y2 - ay]
+                            w_row = wsum[z2 - az, y2 - ay]
+                            source = u[z, y]
+                            for x in range(kx0 - tx, kx1 - tx):
+                                w = weight[x - bx0]
+                                a_row[x + tx - ax] += w * np.float64(source[x])
+                                w_row[x + tx - ax] += w
+                progress[slot] += 1
+
+
+def fast_patch_box(half):
+    """Per axis ``(start, width)`` of fast mode's patch around a voxel, and the normaliser's size.
+
+    scikit-image reads its integral images at ``x ± o`` (``o = patch_size // 2``),
+    which sums the ``2 o`` voxels ``x - o + 1 .. x + o``, and divides by
+    ``patch_size ** ndim``: kept as is for equal half-widths (``o = 0`` gives
+    distance 0: a plain mean over the search window). With unequal half-widths
+    an axis with ``o = 0`` covers the voxel's own plane (start 0, width 1).
+    """
+    isotropic = len(set(half)) == 1
+    box = []
+    for o in half:
+        if o == 0 and not isotropic:
+            box.append((0, 1))
+        else:
+            box.append((1 - o, 2 * o))
+    return box, math.prod(2 * o + 1 for o in half)
+
+
+# -- slow mode ---------------------------------------------------------------------------------
+@jit
+def _slow_slab(p, nz, ny, nx, kz0, kz1, ky0, ky1, kx0, kx1, oz, oy, ox, dz, dy, dx,
+               w, var2, check_planes, acc_v, acc_w, az, ay, ax, flag, progress, slot):
+    """Slow-mode sums (float32, scikit-image's order) for wanted pixels ``[k*0:k*1]``.
+
+    ``p`` is the region (``nz × ny × nx`` image voxels) reflected by the patch
+    half-widths; pixel ``(z, y, x)`` of the region has its patch at
+    ``p[z:z + sz, y:y + sy, x:x + sx]``. Search windows are clipped to the
+    region. ``check_planes``: the early exit is tested before each patch plane
+    (3-D) instead of each patch row (2-D).
+    """
+    sz, sy, sx = 2 * oz + 1, 2 * oy + 1, 2 * ox + 1
+    cols = kx1 - kx0 + 2 * dx + sx
+    e = np.empty((sz, sy, cols), np.float32)
+    dist = np.empty(kx1 - kx0, np.float32)
+    dead = np.empty(kx1 - kx0, np.bool_)
+    cutoff = np.float32(DISTANCE_CUTOFF)
+    fzero = np.float32(0.0)
+    for tz in range(-dz, dz + 1):
+        z_lo = max(kz0, -tz)
+        z_hi = min(kz1, nz - tz)
+        for ty in range(-dy, dy + 1):
+            y_lo = max(ky0, -ty)
+            y_hi = min(ky1, ny - ty)
+            for tx in range(-dx, dx + 1):
+                if flag[0]:
+                    return
+                progress[slot] += 1
+                x_lo = max(kx0, -tx)
+                x_hi = min(kx1, nx - tx)
+                if z_lo >= z_hi or y_lo >= y_hi or x_lo >= x_hi:
+                    continue
+                n = x_hi - x_lo
+                width = n + sx - 1
+                for z in range(z_lo, z_hi):
+                    for y in range(y_lo, y_hi):
+                        # squared differences of the rows this pixel row's patches cover:
+                        # all of them on a plane's first row, then one new row per plane
+                        first = sy if y == y_lo else 1
+                        for pz in range(sz):
+                            for py in range(sy - first, sy):
+                                row = e[pz, (y + py) % sy]
+                                a = p[z + pz, y + py]
+                                b = p[z + tz + pz, y + ty + py]
+                                for i in range(width):
+                                    diff = a[x_lo + i] - b[x_lo + tx + i]
+                                    row[i] = diff * diff - var2
+                        for i in range(n):
+                            dist[i] = fzero
+                            dead[i] = False
+                        for pz in range(sz):
+                            for py in range(sy):
+                                if (py == 0) if check_planes else True:
+                                    for i in range(n):
+                                        dead[i] |= dist[i] > cutoff
+                                row = e[pz, (y + py) % sy]
+                                for px in range(sx):
+                                    weight = w[pz, py, px]
+                                    for i in range(n):
+                                        dist[i] += weight * row[i + px]
+                        a_v = acc_v[z - az, y - ay]
+                        a_w = acc_w[z - az, y - ay]
+                        centre = p[z + tz + oz, y + ty + oy]
+                        for i in range(n):
+                            value = _fast_exp(-max(0.0, np.float64(dist[i])))
+                            weight = fzero if dead[i] else np.float32(value)
+                            a_w[x_lo + i - ax] += weight
+                            a_v[x_lo + i - ax] += weight * centre[x_lo + i + tx + ox]
+
+
+# -- driver ------------------------------------------------------------------------------------
+def _region(shape, keep, pad):
+    """Cut of the block around ``keep`` grown by ``pad``, with the reflection still missing."""
     cut, widths, inner = [], [], []
-    for k, n in zip(keep, shape):
+    for k, n, r in zip(keep, shape, pad):
         start, stop, _ = k.indices(n)
-        lo, hi = max(0, start - pad), min(n, stop + pad)
+        lo, hi = max(0, start - r), min(n, stop + r)
         cut.append(slice(lo, hi))
-        widths.append((pad - (start - lo), pad - (hi - stop)))
-        inner.append(slice(pad, pad + stop - start))
-    region = np.asarray(block[tuple(cut)], dtype=np.float32)
-    padded = np.ascontiguousarray(np.pad(region, widths, mode="reflect"), dtype=np.float64)
-    kernel = _nlm_fast2d if block.ndim == 2 else _nlm_fast3d
-    # sigma * sigma in the caller's type (float32 sigma gives a float32 variance
-    # in scikit-image too), then double as in its Cython signature
-    if cancel_flag is None:
-        cancel_flag = np.zeros(1, np.uint8)
-    result, weights = kernel(padded, s, d, float(h), float(sigma * sigma), _POW2, cancel_flag)
-    inner = tuple(inner)
-    result = result[inner]
-    if cancel_flag[0]:  # unfinished: the caller drops it
-        return np.zeros(result.shape, np.float32)
-    result /= weights[inner]
-    return result.astype(np.float32)
+        widths.append((r - (start - lo), r - (hi - stop)))
+        inner.append((start - lo, stop - lo))
+    return tuple(cut), widths, inner
+
+
+def _reflect_pad(region, widths):
+    """numpy ``reflect`` padding, also for widths beyond the region's length (as np.pad)."""
+    if not any(a or b for a, b in widths):
+        return np.ascontiguousarray(region, dtype=np.float32)
+    return np.ascontiguousarray(np.pad(region, widths, mode="reflect"), dtype=np.float32)
+
+
+def _slabs(bounds, reach, threads):
+    """Split the wanted box ``bounds`` (``[(lo, hi)] * 3``) into ``threads`` slabs.
+
+    Along the axis where a slab's extra work (its patch-difference rows and
+    search reach beyond its edge, ``reach[a]``) is smallest relative to its
+    thickness.
+    """
+    lengths = [hi - lo for lo, hi in bounds]
+    axis = max(range(3), key=lambda a: (lengths[a] / (1 + reach[a]), a))
+    slabs = []
+    for lo, hi in split_evenly(lengths[axis], threads):
+        b = list(bounds)
+        b[axis] = (bounds[axis][0] + lo, bounds[axis][0] + hi)
+        slabs.append(b)
+    return slabs
+
+
+def nl_means(block, h, sigma, patch_size=5, patch_distance=6, *, fast_mode=True, keep=None,
+             out=None, threads=1, token=None):
+    """Non-local means of a 2-D or 3-D block, as scikit-image computes it.
+
+    Equal to ``skimage.restoration.denoise_nl_means(block, h=h, sigma=sigma,
+    patch_size=patch_size, patch_distance=patch_distance, fast_mode=fast_mode,
+    preserve_range=True, channel_axis=None)`` on the float32 block: bit for bit
+    in slow mode, to float32 precision in fast mode. ``patch_size`` and
+    ``patch_distance`` may also be one value per axis (patch sizes made odd as
+    scikit-image does). ``keep`` (slices of ``block``) is the part whose
+    result is wanted; the rest is halo, read as the image's continuation.
+    ``out`` (float32, ``block[keep]``'s shape) receives the result when given.
+    Runs on ``threads`` threads; polls ``token.flag`` between search offsets
+    (a cancelled call returns an unfinished result) and counts them in
+    ``token.ticks``. Returns float32.
+    """
+    ndim = block.ndim
+    if keep is None:
+        keep = (slice(None),) * ndim
+    half, dist = half_widths(patch_size, patch_distance, ndim)
+    half3 = (0,) * (3 - ndim) + half
+    dist3 = (0,) * (3 - ndim) + dist
+    shape3 = (1,) * (3 - ndim) + block.shape
+    keep3 = (slice(None),) * (3 - ndim) + tuple(keep)
+    flag = np.zeros(1, np.uint8) if token is None else token.flag
+    kept_shape = tuple(k.indices(n)[1] - k.indices(n)[0] for k, n in zip(keep3, shape3))
+    target = writable_3d(out, kept_shape)
+    result = np.empty(kept_shape, np.float32) if target is None else target
+    if result.size:
+        h = float(h)
+        var = float(sigma) * float(sigma)  # scikit-image: var = sigma * sigma, then var *= 2
+        data = as_3d(block)
+        if fast_mode:
+            _nl_means_fast(data, keep3, half3, dist3, h, var, ndim, result, threads, flag, token)
+        else:
+            _nl_means_slow(data, keep3, half3, dist3, half, h, var, ndim, result, threads, flag, token)
+    if target is not None:
+        return out
+    result = result.reshape(kept_shape[3 - ndim :])
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def _nl_means_fast(data, keep3, half3, dist3, h, var, ndim, result, threads, flag, token):
+    pad = tuple(o + d for o, d in zip(half3, dist3))
+    cut, widths, inner = _region(data.shape, keep3, pad)
+    u = _reflect_pad(np.asarray(data[cut], dtype=np.float32), widths)
+    bounds = [(lo + before, hi + before) for (lo, hi), (before, _) in zip(inner, widths)]
+    acc = np.empty(result.shape, np.float64)
+    wsum = np.empty(result.shape, np.float64)
+    # t = 0: distance max(-2σ² |patch|, 0) = 0, weight fast_exp(0)
+    self_weight = float(_fast_exp(-0.0))
+    kept = u[tuple(slice(lo, hi) for lo, hi in bounds)]
+    np.multiply(kept, self_weight, out=acc, dtype=np.float64)
+    wsum.fill(self_weight)
+    n_offsets = (math.prod(2 * d + 1 for d in dist3) - 1) // 2
+    box, patch_voxels = fast_patch_box(half3[3 - ndim :])
+    box = [(0, 1)] * (3 - ndim) + box
+    norm = h * h * patch_voxels
+    inv_norm = 1.0 / norm if norm > 0 else math.inf
+    if any(width == 0 for _, width in box):
+        # an empty patch: every distance is 0 (scikit-image with patch_size 1)
+        box = [(0, 1)] * 3
+        inv_norm = 0.0
+    starts = [start for start, _ in box]
+    widths_ = [width for _, width in box]
+    reach = [w + d for w, d in zip(widths_, dist3)]
+    threads = max(1, min(int(threads), max(1, result.size // (1 << 14))))
+    slabs = _slabs(bounds, reach, threads)
+    progress = progress_counters(token, len(slabs))
+    origin = [lo for lo, _ in bounds]
+    arguments = [
+        (u, *s[0], *s[1], *s[2], *starts, *widths_, *dist3, 2.0 * var, inv_norm, acc, wsum, *origin,
+         flag, progress, k if len(slabs) > 1 else 0)
+        for k, s in enumerate(slabs)
+    ]
+    run_pieces(_fast_slab, arguments, progress, token, n_offsets)
+    if flag[0]:
+        result[...] = 0
+        return
+    np.divide(acc, wsum, out=acc)
+    result[...] = acc
+
+
+def _nl_means_slow(data, keep3, half3, dist3, half, h, var, ndim, result, threads, flag, token):
+    # the search window stays inside the region, the patches reach half3 beyond it
+    reach = tuple(d + o for o, d in zip(half3, dist3))
+    cut, widths, inner = _region(data.shape, keep3, reach)
+    region = np.asarray(data[cut], dtype=np.float32)
+    # The search windows are clipped to the region: where it ends at a tile edge
+    # (not the image's) they never reach that far. Patches are reflected beyond it.
+    p = _reflect_pad(region, [(o, o) for o in half3])
+    w = patch_weights(half, h).reshape(tuple(2 * o + 1 for o in half3))
+    var2 = np.float32(2.0 * var)
+    acc_v = np.zeros(result.shape, np.float32)
+    acc_w = np.zeros(result.shape, np.float32)
+    n_offsets = math.prod(2 * d + 1 for d in dist3)
+    threads = max(1, min(int(threads), max(1, result.size // (1 << 12))))
+    bounds = [(lo, hi) for lo, hi in inner]
+    slabs = _slabs(bounds, [2 * o for o in half3], threads)
+    progress = progress_counters(token, len(slabs))
+    origin = [lo for lo, _ in bounds]
+    arguments = [
+        (p, *region.shape, *s[0], *s[1], *s[2], *half3, *dist3, w, var2, ndim == 3,
+         acc_v, acc_w, *origin, flag, progress, k if len(slabs) > 1 else 0)
+        for k, s in enumerate(slabs)
+    ]
+    run_pieces(_slow_slab, arguments, progress, token, n_offsets)
+    if flag[0]:
+        result[...] = 0
+        return
+    np.divide(acc_v, acc_w, out=result)

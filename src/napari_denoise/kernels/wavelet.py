@@ -1,0 +1,273 @@
+"""Wavelet shrinkage (BayesShrink / VisuShrink), as ``skimage.restoration.denoise_wavelet``.
+
+scikit-image decomposes with ``pywt.wavedecn`` (mode 'symmetric'), computes
+one threshold per detail sub-band (BayesShrink: ``σ² / sqrt(max(mean(d²) -
+σ², eps))``) or one for all (VisuShrink: ``σ sqrt(2 log n)``), shrinks the
+detail coefficients with ``pywt.threshold`` and reconstructs with
+``pywt.waverecn``. Here:
+
+* the Haar wavelet (``db1``, the default, also ``haar``) is compiled: each
+  level is one pass that reads every 2×2(×2) block once and writes its
+  ``2**ndim`` sub-band coefficients (orthonormal butterflies along axis 0,
+  then 1, then 2, as ``pywt.dwtn``; the symmetric extension of odd lengths
+  repeats the last sample), and reconstruction is the inverse pass, written
+  straight into the output;
+* other wavelets use PyWavelets for the transforms, as scikit-image does;
+* thresholding is compiled and done in place; soft thresholding is
+  ``sign(d) max(|d| - t, 0)``, which equals PyWavelets' ``d (1 - t / |d|)``
+  to rounding but gives 0 (not NaN) for a zero coefficient when ``t = 0``:
+  a noise-free image is returned unchanged instead of NaN.
+
+Results agree with scikit-image to float32 precision. Work memory: the
+coefficients (about 1.15 float32 arrays of the slice for Haar in 3-D, 1.34
+in 2-D); everything runs without the GIL, so independent slices run in
+parallel on the scheduler's threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .borders import as_3d, jit
+
+__all__ = ["denoise_wavelet", "HAAR_NAMES"]
+
+HAAR_NAMES = ("db1", "haar")
+_S = np.float32(1.0 / math.sqrt(2.0))  # pywt's Haar filter taps in float32
+
+
+@jit
+def _haar_forward(src, bands, active_z, active_y):
+    """One Haar level of ``src`` (3-D; axes 0, 1 only when active, axis 2 always).
+
+    ``bands[b]`` receives sub-band ``b``: bit 2 of ``b`` set = detail along
+    axis 0, bit 1 = along axis 1, bit 0 = along axis 2 (pywt's ``'d'`` keys).
+    """
+    nz, ny, nx = src.shape
+    mz, my, mx = bands.shape[1], bands.shape[2], bands.shape[3]
+    s = _S
+    for k in range(mz):
+        z0 = 2 * k if active_z else k
+        z1 = min(z0 + 1, nz - 1) if active_z else z0
+        for j in range(my):
+            y0 = 2 * j if active_y else j
+            y1 = min(y0 + 1, ny - 1) if active_y else y0
+            for i in range(mx):
+                x0 = 2 * i
+                x1 = min(x0 + 1, nx - 1)
+                a000 = np.float32(src[z0, y0, x0])
+                a001 = np.float32(src[z0, y0, x1])
+                a010 = np.float32(src[z0, y1, x0])
+                a011 = np.float32(src[z0, y1, x1])
+                a100 = np.float32(src[z1, y0, x0])
+                a101 = np.float32(src[z1, y0, x1])
+                a110 = np.float32(src[z1, y1, x0])
+                a111 = np.float32(src[z1, y1, x1])
+                if active_z:  # along axis 0: low in a0.., high in a1..
+                    l00, h00 = (a000 + a100) * s, (a000 - a100) * s
+                    l01, h01 = (a001 + a101) * s, (a001 - a101) * s
+                    l10, h10 = (a010 + a110) * s, (a010 - a110) * s
+                    l11, h11 = (a011 + a111) * s, (a011 - a111) * s
+                    a000, a001, a010, a011 = l00, l01, l10, l11
+                    a100, a101, a110, a111 = h00, h01, h10, h11
+                if active_y:  # along axis 1
+                    l0, h0 = (a000 + a010) * s, (a000 - a010) * s
+                    l1, h1 = (a001 + a011) * s, (a001 - a011) * s
+                    a000, a001, a010, a011 = l0, l1, h0, h1
+                    l0, h0 = (a100 + a110) * s, (a100 - a110) * s
+                    l1, h1 = (a101 + a111) * s, (a101 - a111) * s
+                    a100, a101, a110, a111 = l0, l1, h0, h1
+                # along axis 2
+                bands[0, k, j, i] = (a000 + a001) * s
+                bands[1, k, j, i] = (a000 - a001) * s
+                if active_y:
+                    bands[2, k, j, i] = (a010 + a011) * s
+                    bands[3, k, j, i] = (a010 - a011) * s
+                if active_z:
+                    bands[4, k, j, i] = (a100 + a101) * s
+                    bands[5, k, j, i] = (a100 - a101) * s
+                    if active_y:
+                        bands[6, k, j, i] = (a110 + a111) * s
+                        bands[7, k, j, i] = (a110 - a111) * s
+
+
+@jit
+def _haar_inverse(approx, bands, out, active_z, active_y):
+    """Inverse of :func:`_haar_forward` with ``approx`` as sub-band 0, cropped to ``out``'s shape."""
+    nz, ny, nx = out.shape
+    mz, my, mx = bands.shape[1], bands.shape[2], bands.shape[3]
+    s = _S
+    zero = np.float32(0.0)
+    for k in range(mz):
+        z0 = 2 * k if active_z else k
+        for j in range(my):
+            y0 = 2 * j if active_y else j
+            for i in range(mx):
+                x0 = 2 * i
+                # along axis 2 first (pywt.idwtn goes through the axes backwards)
+                ll = approx[k, j, i]
+                lh = bands[1, k, j, i]
+                a000, a001 = (ll + lh) * s, (ll - lh) * s
+                a010 = a011 = a100 = a101 = a110 = a111 = zero
+                if active_y:
+                    hl = bands[2, k, j, i]
+                    hh = bands[3, k, j, i]
+                    a010, a011 = (hl + hh) * s, (hl - hh) * s
+                if active_z:
+                    hl = bands[4, k, j, i]
+                    hh = bands[5, k, j, i]
+                    a100, a101 = (hl + hh) * s, (hl - hh) * s
+                    if active_y:
+                        hl = bands[6, k, j, i]
+                        hh = bands[7, k, j, i]
+                        a110, a111 = (hl + hh) * s, (hl - hh) * s
+                if active_y:
+                    l0, h0 = a000, a010
+                    a000, a010 = (l0 + h0) * s, (l0 - h0) * s
+                    l1, h1 = a001, a011
+                    a001, a011 = (l1 + h1) * s, (l1 - h1) * s
+                    if active_z:
+                        l0, h0 = a100, a110
+                        a100, a110 = (l0 + h0) * s, (l0 - h0) * s
+                        l1, h1 = a101, a111
+                        a101, a111 = (l1 + h1) * s, (l1 - h1) * s
+                if active_z:
+                    l0, h0 = a000, a100
+                    a000, a100 = (l0 + h0) * s, (l0 - h0) * s
+                    l0, h0 = a001, a101
+                    a001, a101 = (l0 + h0) * s, (l0 - h0) * s
+                    l0, h0 = a010, a110
+                    a010, a110 = (l0 + h0) * s, (l0 - h0) * s
+                    l0, h0 = a011, a111
+                    a011, a111 = (l0 + h0) * s, (l0 - h0) * s
+                x_in = x0 + 1 < nx
+                y_in = active_y and y0 + 1 < ny
+                z_in = active_z and z0 + 1 < nz
+                out[z0, y0, x0] = a000
+                if x_in:
+                    out[z0, y0, x0 + 1] = a001
+                if y_in:
+                    out[z0, y0 + 1, x0] = a010
+                    if x_in:
+                        out[z0, y0 + 1, x0 + 1] = a011
+                if z_in:
+                    out[z0 + 1, y0, x0] = a100
+                    if x_in:
+                        out[z0 + 1, y0, x0 + 1] = a101
+                    if y_in:
+                        out[z0 + 1, y0 + 1, x0] = a110
+                        if x_in:
+                            out[z0 + 1, y0 + 1, x0 + 1] = a111
+
+
+@jit
+def _mean_square(values):
+    total = 0.0
+    flat = values.reshape(-1)
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        total += v * v
+    return total / max(1, flat.size)
+
+
+@jit
+def _shrink(values, threshold, soft):
+    """Soft (``sign(d) max(|d| - t, 0)``) or hard (``d`` where ``|d| >= t``, else 0), in place."""
+    flat = values.reshape(-1)
+    t = np.float32(threshold)
+    zero = np.float32(0.0)
+    for i in range(flat.size):
+        d = flat[i]
+        m = abs(d)
+        if soft:
+            r = m - t
+            flat[i] = (r if d > zero else -r) if r > zero else zero
+        else:
+            flat[i] = d if m >= t else zero
+
+
+def _band_threshold(detail, method, sigma, size):
+    """BayesShrink's per-band threshold or VisuShrink's universal one (scikit-image's formulas)."""
+    if method == "VisuShrink":
+        return sigma * math.sqrt(2 * math.log(size))
+    var = sigma * sigma
+    eps = float(np.finfo(np.float32).eps)
+    return var / math.sqrt(max(_mean_square(detail) - var, eps))
+
+
+def default_levels(shape, wavelet_name):
+    """scikit-image's default: three fewer levels than the maximum, at least one."""
+    import pywt
+
+    return max(pywt.dwtn_max_level(shape, pywt.Wavelet(wavelet_name)) - 3, 1)
+
+
+def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", method="BayesShrink",
+                    wavelet_levels=None, out=None):
+    """``skimage.restoration.denoise_wavelet(block, sigma, ...)`` of a float block, as float32.
+
+    ``block`` is one 1-D to 3-D slice (any real dtype, read as float32);
+    ``sigma`` the noise standard deviation (> 0). Returns ``out`` (filled) or
+    a new float32 array.
+    """
+    shape = block.shape
+    levels = default_levels(shape, wavelet_name) if wavelet_levels is None else int(wavelet_levels)
+    soft = threshold_mode == "soft"
+    if wavelet_name in HAAR_NAMES and 1 <= block.ndim <= 3:
+        result = _haar_denoise(block, sigma, levels, soft, method, out)
+    else:
+        result = _pywt_denoise(block, sigma, wavelet_name, levels, soft, method)
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
+
+
+def _haar_denoise(block, sigma, levels, soft, method, out):
+    nd = block.ndim
+    active_z, active_y = nd == 3, nd >= 2
+    approx = as_3d(block)
+    pyramid = []
+    for _ in range(levels):
+        shape = (
+            (approx.shape[0] + 1) // 2 if active_z else approx.shape[0],
+            (approx.shape[1] + 1) // 2 if active_y else approx.shape[1],
+            (approx.shape[2] + 1) // 2,
+        )
+        # 2**ndim sub-bands: the kernels touch slots beyond 0-1 only for active axes
+        bands = np.empty((2**nd,) + shape, np.float32)
+        _haar_forward(approx, bands, active_z, active_y)
+        pyramid.append((approx.shape, bands))
+        approx = bands[0]
+    for _, bands in pyramid:
+        for b in range(1, 2**nd):
+            _shrink(bands[b], _band_threshold(bands[b], method, sigma, block.size), soft)
+    result = None
+    for level in range(levels - 1, -1, -1):
+        target_shape, bands = pyramid[level]
+        if level == 0:
+            target = None
+            if out is not None and out.dtype == np.float32 and out.flags.c_contiguous:
+                target = out.reshape(target_shape)
+            result = np.empty(target_shape, np.float32) if target is None else target
+        else:
+            result = pyramid[level - 1][1][0]  # approximation slot of the finer level
+        _haar_inverse(approx, bands, result, active_z, active_y)
+        approx = result
+    if levels == 0:
+        result = np.array(approx, dtype=np.float32)
+    return result.reshape(block.shape)
+
+
+def _pywt_denoise(block, sigma, wavelet_name, levels, soft, method):
+    import pywt
+
+    image = np.asarray(block, dtype=np.float32)
+    coeffs = pywt.wavedecn(image, wavelet=pywt.Wavelet(wavelet_name), level=levels)
+    for detail in coeffs[1:]:
+        for band in detail.values():
+            _shrink(band, _band_threshold(band, method, sigma, image.size), soft)
+    result = pywt.waverecn(coeffs, wavelet_name)[tuple(slice(n) for n in image.shape)]
+    return np.ascontiguousarray(result, dtype=np.float32)
