@@ -16,6 +16,7 @@ FILTERS = {
     "total_variation": {"max_num_iter": 20},
     "wavelet": {},
     "non_local_means": {"patch_size": 3, "patch_distance": 2},
+    "block_matching": {"profile": "fast"},
     "sobel": {},
     "scharr": {},
     "prewitt": {},
@@ -25,7 +26,9 @@ FILTERS = {
     "difference_of_gaussians": {},
     "canny": {},
 }
-DENOISERS = ["gaussian", "mean", "median", "bilateral", "total_variation", "wavelet", "non_local_means"]
+DENOISERS = [
+    "gaussian", "mean", "median", "bilateral", "total_variation", "wavelet", "non_local_means", "block_matching",
+]
 
 
 def call(name, image, **kwargs):

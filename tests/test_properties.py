@@ -51,7 +51,7 @@ def independent_index(draw, x, axes):
 @SETTINGS
 @given(data=st.data(), name=st.sampled_from(sorted(FILTERS)))
 def test_independent_axes_are_exact(data, name):
-    min_axes = 2 if name in ("canny", "non_local_means") else 1
+    min_axes = 2 if name in ("canny", "non_local_means", "block_matching") else 1
     x, axes = data.draw(image_and_axes(min_axes=min_axes, max_side=5))
     before = x.copy()
     out = call(name, x, spatial_axes=axes)

@@ -73,6 +73,7 @@ FILTERS: tuple[FilterSpec, ...] = (
     FilterSpec("total_variation", "Total variation", "denoise"),
     FilterSpec("wavelet", "Wavelet", "denoise"),
     FilterSpec("non_local_means", "Non-local means", "denoise"),
+    FilterSpec("block_matching", "Block matching (BM3D/BM4D)", "denoise"),
     FilterSpec("sobel", "Sobel", "edges"),
     FilterSpec("scharr", "Scharr", "edges"),
     FilterSpec("prewitt", "Prewitt", "edges"),

@@ -44,6 +44,7 @@ __all__ = [
     "TotalVariationWidget",
     "WaveletWidget",
     "NonLocalMeansWidget",
+    "BlockMatchingWidget",
     "SobelWidget",
     "ScharrWidget",
     "PrewittWidget",
@@ -375,6 +376,10 @@ class WaveletWidget(FilterWidget):
 
 class NonLocalMeansWidget(FilterWidget):
     spec = by_name("non_local_means")
+
+
+class BlockMatchingWidget(FilterWidget):
+    spec = by_name("block_matching")
 
 
 class SobelWidget(FilterWidget):

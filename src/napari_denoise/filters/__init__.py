@@ -1,5 +1,6 @@
 """Pure array functions: no napari, no Qt. Grouped by family."""
 
+from .block_matching import block_matching
 from .denoise import bilateral, non_local_means, total_variation, wavelet
 from .edges import (
     canny,
@@ -22,6 +23,7 @@ __all__ = [
     "total_variation",
     "wavelet",
     "non_local_means",
+    "block_matching",
     "sobel",
     "scharr",
     "prewitt",
