@@ -88,7 +88,7 @@ def _noise_multiple(piece, *, value, factor):
     return value if value is not None else factor * noise_of_slice(piece)
 
 
-@filter_function
+@filter_function(noise_model=True)
 def bilateral(
     image,
     sigma_spatial=1.0,
@@ -167,7 +167,7 @@ def _tv_slice(block, *, weight, eps, max_num_iter):
     )
 
 
-@filter_function
+@filter_function(noise_model=True)
 def total_variation(
     image,
     weight=None,
@@ -232,7 +232,7 @@ def _wavelet_slice(block, *, sigma, wavelet_name, threshold_mode, wavelet_levels
     )
 
 
-@filter_function
+@filter_function(noise_model=True)
 def wavelet(
     image,
     *,
@@ -335,7 +335,7 @@ def _nlm_library(block, context, *, patch_size, patch_distance, fast_mode):
     )
 
 
-@filter_function
+@filter_function(noise_model=True)
 def non_local_means(
     image,
     *,
