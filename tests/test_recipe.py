@@ -53,8 +53,8 @@ def test_result_name_and_python_line_reproduce_the_run():
 
 
 def test_filters_without_spacing_get_none_passed():
-    spec = by_name("Total variation")
-    kwargs = call_arguments(spec, AXES, {"weight": None})
+    spec = by_name("Wavelet")
+    kwargs = call_arguments(spec, AXES, {"sigma": None})
     assert "spacing" not in kwargs and kwargs["spatial_axes"] == (0, 1, 2)
 
 

@@ -12,8 +12,9 @@ from .edges import (
     scharr,
     sobel,
 )
-from .noise import estimate_noise
+from .noise import NoiseModel, estimate_noise, estimate_noise_model
 from .smoothing import gaussian, mean, median
+from .stabilise import anscombe, inverse_anscombe
 
 __all__ = [
     "gaussian",
@@ -33,4 +34,8 @@ __all__ = [
     "difference_of_gaussians",
     "canny",
     "estimate_noise",
+    "estimate_noise_model",
+    "NoiseModel",
+    "anscombe",
+    "inverse_anscombe",
 ]

@@ -7,6 +7,12 @@ into the public function of the same name, signature and docstring that runs
 the op through the scheduler, and keeps the builder as ``function.op`` for
 the widgets and batch runs, which drive the scheduler themselves (progress,
 cancellation).
+
+``@filter_function(noise_model=True)`` also gives the filter the
+``noise_model=`` parameter of the denoisers made for Gaussian noise: the op
+is then run on the variance-stabilised image
+(:func:`napari_denoise.filters.stabilise.stabilised`), with no change to the
+builder.
 """
 
 from __future__ import annotations
@@ -42,9 +48,23 @@ _RUN_PARAMETERS = [
 ]
 
 
-def filter_function(builder):
-    """Make the public filter function from its builder (docstring filled, run parameters added)."""
+#: ``noise_model`` of the denoisers that take it, when not given.
+DEFAULT_NOISE_MODEL = "gaussian"
+
+
+def filter_function(builder=None, *, noise_model: bool = False):
+    """Make the public filter function from its builder (docstring filled, run parameters added).
+
+    With ``noise_model=True`` (as ``@filter_function(noise_model=True)``) the
+    function and its ``op`` also take ``noise_model`` ("gaussian", "poisson",
+    "auto" or a :class:`~napari_denoise.NoiseModel`), documented and in the
+    signature after the builder's own parameters.
+    """
+    if builder is None:
+        return functools.partial(filter_function, noise_model=noise_model)
     fill_doc(builder)
+    if noise_model:
+        builder = _with_noise_model(builder)
 
     @functools.wraps(builder)
     def function(image, *args, workers=None, progress=None, cancel=None, **kwargs):
@@ -57,17 +77,42 @@ def filter_function(builder):
         parameters=[*signature.parameters.values(), *_RUN_PARAMETERS],
         return_annotation="numpy.ndarray | dask.array.Array",
     )
-    doc = function.__doc__
-    if doc and "    Returns\n" in doc:
-        head, tail = doc.split("    Returns\n", 1)
-        run_doc = "\n".join("    " + line for line in PARAMETER_DOCS["run_parameters"].splitlines())
-        function.__doc__ = head.rstrip() + "\n" + run_doc + "\n\n    Returns\n" + tail
+    function.__doc__ = _insert_parameter_doc(function.__doc__, PARAMETER_DOCS["run_parameters"])
+
     @functools.wraps(builder)
     def op(image, *args, **kwargs) -> FilterOp:
         return builder(as_image(image), *args, **kwargs)
 
     function.op = op
     return function
+
+
+def _with_noise_model(builder):
+    """The builder with a ``noise_model`` keyword that wraps its op in variance stabilisation."""
+    from .stabilise import NoiseModelChoice, stabilised
+
+    @functools.wraps(builder)
+    def stabilising_builder(image, *args, noise_model=DEFAULT_NOISE_MODEL, **kwargs):
+        return stabilised(builder(image, *args, **kwargs), noise_model)
+
+    signature = inspect.signature(builder)
+    parameter = inspect.Parameter(
+        "noise_model", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_NOISE_MODEL, annotation=NoiseModelChoice
+    )
+    stabilising_builder.__signature__ = signature.replace(parameters=[*signature.parameters.values(), parameter])
+    stabilising_builder.__annotations__ = {**builder.__annotations__, "noise_model": NoiseModelChoice}
+    entry = PARAMETER_DOCS["noise_model"].replace("{default}", repr(DEFAULT_NOISE_MODEL))
+    stabilising_builder.__doc__ = _insert_parameter_doc(builder.__doc__, entry)
+    return stabilising_builder
+
+
+def _insert_parameter_doc(doc: str | None, text: str) -> str | None:
+    """``doc`` with the parameter entries ``text`` appended to its Parameters section."""
+    if not doc or "    Returns\n" not in doc:
+        return doc
+    head, tail = doc.split("    Returns\n", 1)
+    entry = "\n".join("    " + line for line in text.splitlines())
+    return head.rstrip() + "\n" + entry + "\n\n    Returns\n" + tail
 
 
 def setup(image, spatial_axes, spacing=None, *, min_axes: int = 1):

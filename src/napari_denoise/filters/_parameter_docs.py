@@ -45,6 +45,17 @@ truncate : float, default 4.0
     "returns_float32": """\
 numpy.ndarray or dask.array.Array
     float32 array of the input's shape, in the input's intensity units.""",
+    "noise_model": """\
+noise_model : {'gaussian', 'poisson', 'auto'} or NoiseModel, default {default}
+    'gaussian': noise of constant level, the intensity parameters are in
+    the image's units. 'poisson': photon (shot) noise growing with the
+    signal: a Poisson–Gaussian model is fitted on each slice
+    (:func:`~napari_denoise.estimate_noise_model`), the slice is
+    variance-stabilised (generalised Anscombe transform), denoised with
+    noise σ = 1 and mapped back by the exact unbiased inverse; intensity
+    parameters given explicitly are then in units of the noise σ. 'auto':
+    'poisson' where the fitted model is Poisson–Gaussian, else 'gaussian'.
+    A NoiseModel (fitted beforehand) is used as it is for every slice.""",
     "run_parameters": """\
 workers : int, optional
     Threads for eager (numpy) input; default: every available core

@@ -108,7 +108,7 @@ def _block_matching_kernel(block, keep, out, context, token, *, first, second):
     return out
 
 
-@filter_function
+@filter_function(noise_model=True)
 def block_matching(
     image,
     *,

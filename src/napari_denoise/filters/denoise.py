@@ -112,7 +112,7 @@ def _bilateral_radius(sigma_px, extents, mode, value, spacing) -> tuple[int, ...
     return radius
 
 
-@filter_function
+@filter_function(noise_model=True)
 def bilateral(
     image,
     sigma_spatial=1.0,
@@ -209,7 +209,7 @@ def _tv_kernel(block, keep, out, context, token, *, eps, max_num_iter, inverse_s
     )
 
 
-@filter_function
+@filter_function(noise_model=True)
 def total_variation(
     image,
     weight=None,
@@ -297,7 +297,7 @@ def _wavelet_kernel(block, keep, out, context, token, *, wavelet_name, threshold
     return result
 
 
-@filter_function
+@filter_function(noise_model=True)
 def wavelet(
     image,
     *,
@@ -435,7 +435,7 @@ def nlm_extents(patch_size, patch_distance, spacing, n_axes):
     return sizes, distances
 
 
-@filter_function
+@filter_function(noise_model=True)
 def non_local_means(
     image,
     *,

@@ -1,23 +1,69 @@
-"""Noise level estimation, in the image's own intensity units.
+"""Noise estimation, in the image's own intensity units.
 
-The default intensity parameters of the edge-preserving denoisers (NLM ``h``,
-bilateral ``sigma_intensity``, TV ``weight``, wavelet ``sigma``) are multiples
-of this estimate, so that they follow the data rather than the dtype's nominal
-range: ``f(c * x) == c * f(x)`` and uint16 data is treated like the same values
-as float32.
+Two estimates:
+
+* :func:`estimate_noise` — the standard deviation of additive Gaussian noise
+  (Donoho & Johnstone's wavelet MAD). The default intensity parameters of the
+  edge-preserving denoisers (NLM ``h``, bilateral ``sigma_intensity``, TV
+  ``weight``, wavelet ``sigma``) are multiples of it, so that they follow the
+  data rather than the dtype's nominal range: ``f(c * x) == c * f(x)`` and
+  uint16 data is treated like the same values as float32.
+* :func:`estimate_noise_model` — a Poisson–Gaussian model, variance =
+  gain·(signal − offset) + read_sigma², fitted from local means and variances
+  of smooth parts of the image (Foi et al. 2008): photon-limited data, whose
+  noise grows with the signal, are then denoised after variance stabilisation
+  (:mod:`napari_denoise.filters.stabilise`).
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pywt
+from scipy import ndimage
 
 from .._params import as_image, resolve_spatial_axes
 
-__all__ = ["estimate_noise", "noise_of_slice"]
+__all__ = [
+    "NoiseModel",
+    "estimate_noise",
+    "estimate_noise_model",
+    "noise_of_slice",
+    "noise_model_of_slice",
+    "assumed_noise_level",
+]
 
 # Median absolute deviation of a standard normal variable: Phi^-1(3/4).
 _MAD_TO_SIGMA = 0.6744897501960817
+
+
+# Inside a variance-stabilised run the noise is known (σ = 1): the denoisers'
+# noise-derived defaults, which all read the noise through noise_of_slice,
+# must use it rather than re-estimate it on the stabilised image (where the
+# dark background, whose variance stabilisation cannot reach 1, would bias the
+# estimate low). Per thread, since tiles run on a pool.
+_assumed = threading.local()
+
+
+@contextmanager
+def assumed_noise_level(sigma: float):
+    """Within this block, :func:`noise_of_slice` returns ``sigma`` in this thread.
+
+    Used by the variance-stabilising wrapper of the denoisers: the stabilised
+    image has noise of standard deviation 1 by construction, so the defaults
+    derived from the noise level (``h``, ``sigma_intensity``, ``weight``,
+    ``sigma``) are computed from σ = 1 rather than from an estimate.
+    """
+    previous = getattr(_assumed, "sigma", None)
+    _assumed.sigma = float(sigma)
+    try:
+        yield
+    finally:
+        _assumed.sigma = previous
 
 
 def noise_of_slice(block: np.ndarray) -> float:
@@ -33,7 +79,12 @@ def noise_of_slice(block: np.ndarray) -> float:
     returned as exactly 0.0: such a slice is noise-free (constant, or flat
     with steps), and every default derived from the estimate treats 0 as
     "leave unchanged" instead of dividing by a denormal.
+
+    Inside :func:`assumed_noise_level` it returns the assumed level instead.
     """
+    assumed = getattr(_assumed, "sigma", None)
+    if assumed is not None:
+        return assumed
     # float64, as skimage: in float32 the detail coefficients of flat areas of
     # integer-valued data come out as rounding noise instead of exact zeros,
     # are not left out, and bias the estimate low (0.2 % on zebrafish data).
@@ -96,3 +147,333 @@ def _move_last(image, axes):
 
         return da.moveaxis(image, axes, range(image.ndim - k, image.ndim))
     return np.moveaxis(image, axes, range(image.ndim - k, image.ndim))
+
+
+# -- Poisson–Gaussian noise model --------------------------------------------------------------
+NoiseKind = Literal["gaussian", "poisson-gaussian"]
+NOISE_KINDS = ("gaussian", "poisson-gaussian")
+
+#: The noise counts as Gaussian (signal-independent) when its standard
+#: deviation changes by less than this factor between the darkest and the
+#: brightest percent of the image's local means: stabilising it would then
+#: change the image by an almost affine map, i.e. change nothing.
+GAUSSIAN_STD_RATIO = 1.1
+
+# Level sets (intensity bins) of the fit, as in Foi et al.'s "level sets".
+_FIT_BINS = 48
+_MIN_BLOCKS_PER_BIN = 30
+# A block counts as smooth when the variance of its neighbours' means is below
+# this multiple of what noise alone gives (chi-square tail of 3^n - 1 means).
+_SMOOTH_SPREAD = 2.0
+# Bins where more than this share of blocks hold clipped pixels are left out.
+_MAX_CLIPPED_SHARE = 0.005
+# A value piled up this many times more often than the next one is a clip.
+_PILE_UP = 10.0
+# Larger slices are fitted on evenly spaced slabs of this many planes.
+_MAX_FIT_VOXELS = 1 << 24
+_SLAB_PLANES = 16
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Poisson–Gaussian noise: variance = gain·(signal − offset) + read_sigma².
+
+    All values are in the image's own intensity units. ``gain`` is the
+    intensity of one detected photon (electron), ``offset`` the signal of
+    zero photons (camera black level), ``read_sigma`` the standard deviation
+    of the signal-independent (read-out, dark) noise. ``kind`` is
+    ``"gaussian"`` when the signal-dependent part is negligible (then
+    ``gain`` is 0 and ``read_sigma`` the noise level), else
+    ``"poisson-gaussian"``.
+
+    Only ``gain`` and ``read_sigma² − gain·offset`` are identifiable from an
+    image: :func:`estimate_noise_model` puts ``offset`` at the darkest smooth
+    level of the image, so ``read_sigma`` also holds the shot noise of a
+    background that is not truly dark.
+    """
+
+    gain: float
+    offset: float
+    read_sigma: float
+    kind: NoiseKind = "poisson-gaussian"
+
+    def __post_init__(self):
+        for name in ("gain", "offset", "read_sigma"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name}: expected a number, got {value!r}")
+            if not np.isfinite(value):
+                raise ValueError(f"{name}: must be finite, got {value}")
+            object.__setattr__(self, name, float(value))
+        if self.gain < 0:
+            raise ValueError(f"gain: must be non-negative, got {self.gain}")
+        if self.read_sigma < 0:
+            raise ValueError(f"read_sigma: must be non-negative, got {self.read_sigma}")
+        if self.kind not in NOISE_KINDS:
+            raise ValueError(f"kind: expected one of {NOISE_KINDS}, got {self.kind!r}")
+
+    @classmethod
+    def gaussian(cls, sigma: float, offset: float = 0.0) -> "NoiseModel":
+        """Signal-independent noise of standard deviation ``sigma``."""
+        return cls(0.0, offset, sigma, "gaussian")
+
+    def variance(self, signal):
+        """Noise variance at ``signal`` (clipped at 0 below the model's zero)."""
+        signal = np.asarray(signal, dtype=np.float64)
+        return np.maximum(self.gain * (signal - self.offset) + self.read_sigma**2, 0.0)
+
+    def sigma(self, signal):
+        """Noise standard deviation at ``signal``."""
+        return np.sqrt(self.variance(signal))
+
+    def scaled(self, factor: float) -> "NoiseModel":
+        """The model of the image multiplied by ``factor`` (> 0)."""
+        return NoiseModel(self.gain * factor, self.offset * factor, self.read_sigma * factor, self.kind)
+
+
+def _haar_blocks(block: np.ndarray):
+    """Per 2×…×2 block: its mean and its finest diagonal Haar detail.
+
+    The detail (alternating-sign sum over the block / sqrt(2^n)) has the
+    variance of one pixel's noise and does not respond to a signal that is
+    constant or linear along any axis; it and the block mean are uncorrelated.
+    """
+    n = block.ndim
+    even = block[tuple(slice(0, (s // 2) * 2) for s in block.shape)]
+    half = tuple(s // 2 for s in even.shape)
+    split = even.reshape([v for s in half for v in (s, 2)])
+    corners = split.transpose([*range(0, 2 * n, 2), *range(1, 2 * n, 2)]).reshape(*half, 2**n)
+    parity = np.array([bin(k).count("1") % 2 for k in range(2**n)])
+    signs = np.where(parity == 0, 1.0, -1.0)
+    detail = corners @ signs / np.sqrt(2**n)
+    return corners.mean(axis=-1), detail, corners
+
+
+def _clip_values(block: np.ndarray) -> tuple[float | None, float | None]:
+    """The image's minimum / maximum when values pile up there (clipping, saturation).
+
+    A pile-up is an extreme value held by many pixels and by far more of them
+    than the next value: clipped noise, not the lattice of photon counts.
+    """
+    with np.errstate(invalid="ignore"):
+        lowest, highest = np.nanmin(block), np.nanmax(block)
+    clips = []
+    for extreme, beyond in ((lowest, np.greater), (highest, np.less)):
+        at = np.count_nonzero(block == extreme)
+        if at < max(16, 1e-4 * block.size):
+            clips.append(None)
+            continue
+        inside = beyond(block, extreme)  # NaN compares False
+        if not inside.any():
+            clips.append(None)
+            continue
+        following = block.min(where=inside, initial=np.inf) if beyond is np.greater else block.max(
+            where=inside, initial=-np.inf
+        )
+        clips.append(float(extreme) if at > _PILE_UP * np.count_nonzero(block == following) else None)
+    return clips[0], clips[1]
+
+
+def _slabs(block: np.ndarray):
+    """The slice itself, or evenly spaced slabs of it along axis 0 when it is very large."""
+    if block.size <= _MAX_FIT_VOXELS or block.shape[0] <= 2 * _SLAB_PLANES:
+        return [block]
+    planes = block.size // block.shape[0]
+    count = max(1, min(block.shape[0] // _SLAB_PLANES, _MAX_FIT_VOXELS // (planes * _SLAB_PLANES)))
+    starts = np.linspace(0, block.shape[0] - _SLAB_PLANES, count).astype(int)
+    return [block[s : s + _SLAB_PLANES] for s in np.unique(starts)]
+
+
+def _block_statistics(block: np.ndarray) -> dict | None:
+    """Per-block statistics of one slice for the fit (None when it is too small)."""
+    block = np.asarray(block, dtype=np.float64)
+    if block.ndim == 0 or min(block.shape) < 6 or not np.isfinite(block).any():
+        return None
+    low, high = _clip_values(block)
+    parts = []
+    for slab in _slabs(block):
+        if min(slab.shape) < 6:
+            continue
+        mean, detail, corners = _haar_blocks(slab)
+        n = slab.ndim
+        ring_count = 3**n - 1
+        finite = np.isfinite(mean) & np.isfinite(detail)
+        filled = np.where(finite, mean, 0.0)
+        # Level and spread from the 3^n - 1 neighbouring blocks only: their
+        # noise is independent of this block's mean and detail, so binning by
+        # them biases neither the level nor the variance of a bin.
+        total = ndimage.uniform_filter(filled, 3, mode="nearest") * 3**n - filled
+        squares = ndimage.uniform_filter(filled * filled, 3, mode="nearest") * 3**n - filled * filled
+        level = total / ring_count
+        spread = (squares - ring_count * level * level) / (ring_count - 1)
+        usable = finite & (ndimage.minimum_filter(finite, 3, mode="constant", cval=False))
+        interior = np.zeros(mean.shape, bool)
+        interior[tuple(slice(1, -1) for _ in range(n))] = True
+        usable &= interior
+        clipped = np.zeros(mean.shape, bool)
+        if low is not None:
+            clipped |= (corners <= low).any(axis=-1)
+        if high is not None:
+            clipped |= (corners >= high).any(axis=-1)
+        parts.append(
+            {
+                "level": level[usable],
+                "spread": spread[usable],
+                "mean": mean[usable],
+                "detail_sq": detail[usable] ** 2,
+                "clipped": ndimage.maximum_filter(clipped, 3, mode="nearest")[usable],
+            }
+        )
+    if not parts:
+        return None
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} | {"ndim": block.ndim}
+
+
+def _bins(stats, mask):
+    """Per level set: mean level, mean squared detail, count, share of clipped blocks."""
+    level = stats["level"][mask]
+    if level.size < _MIN_BLOCKS_PER_BIN * 3:
+        return None
+    edges = np.quantile(level, np.linspace(0, 1, _FIT_BINS + 1))
+    index = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, _FIT_BINS - 1)
+    count = np.bincount(index, minlength=_FIT_BINS)
+    safe = np.maximum(count, 1)
+    levels = np.bincount(index, stats["mean"][mask], _FIT_BINS) / safe
+    variances = np.bincount(index, stats["detail_sq"][mask], _FIT_BINS) / safe
+    clipped = np.bincount(index, stats["clipped"][mask], _FIT_BINS) / safe
+    keep = count >= _MIN_BLOCKS_PER_BIN
+    unclipped = keep & (clipped <= _MAX_CLIPPED_SHARE)
+    if np.count_nonzero(unclipped) >= 3:
+        keep = unclipped
+    return levels[keep], variances[keep], count[keep]
+
+
+def _line(levels, variances, counts):
+    """Weighted least-squares line variance = a·level + b, bins weighted by 1/Var(estimate)."""
+    # Var(mean of d²) ≈ 2 V² / N; floored so that noise-free (dark, flat)
+    # bins, exact as they are, do not outweigh every other bin.
+    floor = max(0.05 * float(np.mean(variances)), 1e-300)
+    weights = counts / np.maximum(variances, floor) ** 2
+    root = np.sqrt(weights)
+    design = np.stack([levels, np.ones_like(levels)], axis=1)
+    if np.ptp(levels) == 0:
+        return 0.0, float(np.average(variances, weights=counts))
+    (a, b), *_ = np.linalg.lstsq(design * root[:, None], variances * root, rcond=None)
+    return float(a), float(b)
+
+
+def _fit(stats: dict) -> NoiseModel:
+    n = stats["ndim"]
+    usable = np.ones(stats["level"].shape, bool)
+    mask = usable
+    fitted = None
+    for _ in range(3):
+        bins = _bins(stats, mask)
+        if bins is None:
+            break
+        levels, variances, counts = bins
+        a, b = _line(levels, variances, counts)
+        # Bins far above the line hold texture the smoothness test missed.
+        spread = np.sqrt(2.0 / counts) * np.maximum(variances, 0.05 * float(np.mean(variances)))
+        residual = (variances - (a * levels + b)) / np.maximum(spread, 1e-300)
+        inliers = residual < 3.0
+        if 3 <= np.count_nonzero(inliers) < inliers.size:
+            levels, variances, counts = levels[inliers], variances[inliers], counts[inliers]
+            a, b = _line(levels, variances, counts)
+        fitted = (a, b, levels, variances, counts)
+        expected = np.maximum(a * stats["level"] + b, 1e-300) / 2**n
+        mask = usable & (stats["spread"] < _SMOOTH_SPREAD * expected)
+    if fitted is None:
+        return None
+    a, b, levels, variances, counts = fitted
+    low, high = np.quantile(stats["level"], [0.01, 0.99])
+    offset = float(levels.min())
+    dark = a * low + b
+    bright = a * high + b
+    if a <= 0 or dark > 0 and bright < GAUSSIAN_STD_RATIO**2 * dark:
+        sigma = float(np.sqrt(max(np.average(variances, weights=counts), 0.0)))
+        return NoiseModel.gaussian(sigma, offset)
+    read_variance = a * offset + b
+    if read_variance < 0:  # the line reaches zero variance above the darkest level
+        offset, read_variance = -b / a, 0.0
+    return NoiseModel(a, offset, float(np.sqrt(read_variance)), "poisson-gaussian")
+
+
+def noise_model_of_slice(block: np.ndarray) -> NoiseModel:
+    """Poisson–Gaussian noise model of one slice whose axes are all spatial.
+
+    See :func:`estimate_noise_model`. Slices too small or too flat for the
+    fit get a Gaussian model with the :func:`noise_of_slice` level.
+    """
+    stats = _block_statistics(block)
+    model = None if stats is None else _fit(stats)
+    if model is None:
+        return NoiseModel.gaussian(noise_of_slice(block))
+    return model
+
+
+def estimate_noise_model(image, *, spatial_axes=None) -> NoiseModel:
+    """Fit a Poisson–Gaussian noise model to an image, from the image alone.
+
+    The model says how the noise grows with the signal: variance =
+    gain·(signal − offset) + read_sigma². Photon-limited images (fluorescence
+    at low light) follow it with a large gain; images whose noise does not
+    depend on the signal get ``kind="gaussian"``.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        Image of any real dtype, in its raw units (the fit is done in them; a
+        rescaled image gets a rescaled model). Dask input is read one slice at
+        a time.
+    spatial_axes : sequence of int, optional
+        Axes forming one image (default: all of a 2-D/3-D image, the last three
+        otherwise). The statistics of every independent slice (time points)
+        are pooled into one fit; fit channels separately, their gains differ.
+
+    Returns
+    -------
+    NoiseModel
+        ``gain``, ``offset``, ``read_sigma`` in the image's units and ``kind``
+        (``"gaussian"`` when the noise standard deviation varies by less than
+        10 % between the darkest and brightest percent of the image).
+
+    Notes
+    -----
+    The image is cut into 2×2 (2×2×2) blocks. Each block's finest diagonal
+    Haar detail coefficient has the variance of the noise at the block's
+    signal and ignores smooth structure. Blocks are grouped into 48 level
+    sets by the mean of their neighbouring blocks; blocks whose neighbours
+    vary more than noise allows (edges, texture) are left out, and so are
+    level sets touching clipped or saturated values. A straight line,
+    variance against level, is fitted by weighted least squares, with
+    level sets far above it dropped as texture. ``offset`` is put at the
+    darkest level set (only ``gain`` and ``read_sigma² − gain·offset`` are
+    identifiable from one image).
+
+    References
+    ----------
+    A. Foi, M. Trimeche, V. Katkovnik and K. Egiazarian, "Practical
+    Poissonian-Gaussian noise modeling and fitting for single-image raw-data",
+    IEEE Trans. Image Process. 17(10), 2008.
+    """
+    image = as_image(image)
+    axes = resolve_spatial_axes(image.ndim, spatial_axes)
+    moved = image if not axes else _move_last(image, axes)
+    lead = moved.shape[: moved.ndim - len(axes)]
+    pooled = []
+    for index in np.ndindex(*lead):
+        piece = moved[index]
+        if hasattr(piece, "compute"):
+            piece = piece.compute()
+        stats = _block_statistics(piece)
+        if stats is not None:
+            pooled.append(stats)
+    model = None
+    if pooled:
+        keys = [k for k in pooled[0] if k != "ndim"]
+        merged = {k: np.concatenate([p[k] for p in pooled]) for k in keys} | {"ndim": pooled[0]["ndim"]}
+        model = _fit(merged)
+    if model is None:
+        return NoiseModel.gaussian(estimate_noise(image, spatial_axes=spatial_axes))
+    return model
