@@ -62,6 +62,8 @@ __all__ = [
     "ClusterEngine",
     "plan",
     "describe_plan",
+    "parse_spacing",
+    "parse_axes",
     "check_output_folder",
     "run_batch",
     "run_all",
@@ -153,6 +155,30 @@ class ClusterEngine:
         workers = self.client.scheduler_info().get("workers", {})
         threads = sum(w.get("nthreads", 0) for w in workers.values())
         return f"dask cluster {self.client.scheduler.address}, {len(workers)} workers, {threads} threads"
+
+
+def parse_spacing(values):
+    """A voxel size typed by a person: ``"0.29, 0.26 0.26"``, a list of such words, or "recorded"."""
+    if not values:
+        return None
+    words = [values] if isinstance(values, str) else list(values)
+    parts = [p for v in words for p in str(v).replace(",", " ").split()]
+    if not parts:
+        return None
+    if parts == ["recorded"]:
+        return "recorded"
+    try:
+        return tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"spacing: expected numbers or 'recorded', got {' '.join(map(str, words))!r}") from None
+
+
+def parse_axes(text):
+    """Axis labels typed by a person: ``"TZYX"`` (one letter each) or ``"t, c, z, y, x"``."""
+    if text is None or not str(text).strip():
+        return None
+    text = str(text).strip()
+    return tuple(p.strip() for p in text.split(",")) if "," in text else tuple(text)
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -269,6 +295,7 @@ def _process(index, item: BatchItem, settings: _Settings, engine, token: CancelT
     how = "on the cluster" if isinstance(engine, ClusterEngine) else ("streamed" if stream else "in memory")
     yield FileStarted(index, item, how)
     partial = partial_path(item.output)
+    item.output.parent.mkdir(parents=True, exist_ok=True)
     remove_path(partial)  # what a stopped run left
     attrs = {
         "recipe": recipe.to_dict(),

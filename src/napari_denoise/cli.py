@@ -28,6 +28,8 @@ from ._batch import (
     LocalEngine,
     check_output_folder,
     describe_plan,
+    parse_axes,
+    parse_spacing,
     plan,
     run_batch,
 )
@@ -99,9 +101,10 @@ def _parameter_docs(function) -> dict:
     return docs
 
 
-def list_filters(name=None, out=sys.stdout) -> int:
+def list_filters(name=None, out=None) -> int:
     from ._registry import FILTERS, widget_parameters
 
+    out = sys.stdout if out is None else out
     specs = [s for s in FILTERS if name in (None, s.name, s.display_name)]
     if not specs:
         print(f"napari-denoise: no filter named {name!r}; known: {', '.join(s.name for s in FILTERS)}", file=sys.stderr)
@@ -123,24 +126,6 @@ def list_filters(name=None, out=sys.stdout) -> int:
 
 
 # -- apply ------------------------------------------------------------------------------------
-def _spacing(values):
-    if not values:
-        return None
-    parts = [p for v in values for p in v.replace(",", " ").split()]
-    if parts == ["recorded"]:
-        return "recorded"
-    try:
-        return tuple(float(p) for p in parts)
-    except ValueError:
-        raise RecipeError(f"spacing: expected numbers or 'recorded', got {' '.join(values)!r}") from None
-
-
-def _axes(text):
-    if text is None:
-        return None
-    return tuple(p.strip() for p in text.split(",")) if "," in text else tuple(text.strip())
-
-
 def _engine(args):
     """``(engine, closer)`` for the run: this machine, or a dask.distributed client."""
     if args.scheduler is None and args.workers is None:
@@ -215,7 +200,7 @@ def _report(summary: BatchSummary, out) -> None:
 def apply_command(args) -> int:
     try:
         recipe = load_recipe(args.recipe)
-        spacing, axes = _spacing(args.spacing), _axes(args.axes)
+        spacing, axes = parse_spacing(args.spacing), parse_axes(args.axes)
         items = plan(args.inputs, args.output, args.format)
     except (RecipeError, ValueError, FileNotFoundError) as exc:
         print(f"napari-denoise: {exc}", file=sys.stderr)
