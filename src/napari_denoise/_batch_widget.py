@@ -4,8 +4,9 @@ Choose a recipe (a result layer made by a napari-denoise widget, or a recipe
 file; **Save recipe…** writes a layer's recipe to JSON or YAML), input files
 or a folder, an output folder and a format, then **Run**. The files are
 processed one after the other on a napari thread worker by the Qt-free batch
-runner (:mod:`napari_denoise._batch`), with an overall and a per-file
-progress bar in the activity dock; **Cancel** stops within a second and
+runner (:mod:`napari_denoise._batch`), with a progress bar in the activity
+dock that moves through each file (its text names the file) and a status
+line; **Cancel** stops within a second and
 leaves no partial output under a final name. Written results are listed and
 can be opened in the viewer with their voxel size, axes and units.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Select
 from napari.qt.threading import GeneratorWorker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ._batch import (
@@ -40,6 +40,7 @@ from .recipes import RecipeError, input_labels, load_recipe, recipe_of, save_rec
 __all__ = ["BatchWidget", "open_result"]
 
 TITLE = "Apply recipe to files"
+BAR_STEPS = 1000
 
 
 def open_result(viewer, path):
@@ -70,7 +71,8 @@ class BatchWidget(Container):
         # The run's token, in a holder that the destroyed-callback can reach
         # without keeping the widget alive.
         self._tokens = [CancelToken()]
-        self._overall = self._file_bar = None
+        self._bar = None
+        self._files_done = 0
         self._written: list[Path] = []
         self.last_summary = None
         self.last_error: str | None = None
@@ -206,10 +208,11 @@ class BatchWidget(Container):
 
     def _plan(self):
         recipe = self.recipe()
+        inputs = self._inputs()
         output = self._output_folder.value
         if output is None or str(output) in ("", "."):
             raise ValueError("output: choose an output folder")
-        items = plan(self._inputs(), output, self._format.value)
+        items = plan(inputs, output, self._format.value)
         if not items:
             raise ValueError("input: no TIFF files or Zarr stores among the inputs")
         check_output_folder(output)
@@ -230,8 +233,10 @@ class BatchWidget(Container):
         self.last_error = None
         self.last_summary = None
         self._tokens[0] = token = CancelToken()
-        self._overall = _RunProgress(total=len(items), desc=TITLE, cancel_callback=self.cancel)
-        self._file_bar = progress(total=0, desc="file", nest_under=self._overall)
+        # One bar for the whole run, BAR_STEPS per file, moving within each file.
+        # (napari's nested bars were seen to crash its activity dock on close.)
+        self._bar = _RunProgress(total=BAR_STEPS * len(items), desc=TITLE, cancel_callback=self.cancel)
+        self._files_done, self._n_files = 0, len(items)
         worker = GeneratorWorker(
             run_batch, recipe, items, spacing=spacing, axes=axes, fmt=self._format.value,
             engine=LocalEngine(), token=token,
@@ -251,22 +256,25 @@ class BatchWidget(Container):
         """Stop the run: the file in progress is dropped (no partial output), the rest not started."""
         self._tokens[0].cancel()
 
+    def _move_bar(self, fraction: float) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        position = int(BAR_STEPS * (self._files_done + min(1.0, fraction)))
+        if position > bar.n:
+            bar.update(position - bar.n)
+
     def _on_event(self, event):
         if isinstance(event, FileStarted):
-            self._status.value = f"{event.index + 1} of {self._overall.total}: {event.item.source.name} ({event.how})"
-            if self._file_bar is not None:
-                self._file_bar.set_description(event.item.source.name)
-                self._file_bar.total = 0
-                self._file_bar.n = 0
-                self._file_bar.refresh()
-        elif isinstance(event, FileProgress) and self._file_bar is not None:
-            if self._file_bar.total != event.total:
-                self._file_bar.total = event.total
-            if event.done != self._file_bar.n:
-                self._file_bar.update(event.done - self._file_bar.n)
+            text = f"{event.index + 1} of {self._n_files}: {event.item.source.name} ({event.how})"
+            self._status.value = text
+            if self._bar is not None:
+                self._bar.set_description(f"{TITLE}: {text}")
+        elif isinstance(event, FileProgress):
+            self._move_bar(event.done / event.total if event.total else 0.0)
         elif isinstance(event, FileDone):
-            if self._overall is not None:
-                self._overall.update(1)
+            self._files_done += 1
+            self._move_bar(0.0)
             if event.status == "written":
                 self._written.append(event.item.output)
                 self._results.reset_choices()
@@ -287,10 +295,9 @@ class BatchWidget(Container):
 
     def _on_finished(self):
         self._worker = None
-        for bar in (self._file_bar, self._overall):
-            if bar is not None:
-                bar.close()
-        self._file_bar = self._overall = None
+        if self._bar is not None:
+            self._bar.close()
+        self._bar = None
         self._set_busy(False)
 
     def _set_busy(self, busy: bool):
