@@ -290,3 +290,11 @@ def test_cluster_result_equals_the_single_machine_result(folder, tmp_path):
             for key, name in (("ome", "ome"), ("imagej", "imagej"), ("zarr", "zarr")):
                 out = read_output(tmp_path / recipe.filter / f"{name}.ome.zarr")[1]
                 np.testing.assert_array_equal(out, nd.apply_recipe(recipe, data[key], spacing=SCALE))
+
+
+def test_apply_to_files_from_python(folder, tmp_path):
+    src, data = folder
+    summary = nd.apply_to_files(GAUSS, [src / "ome.ome.tif", src / "corrupt.tif"], tmp_path / "out", fmt="tiff")
+    assert statuses(summary) == {"ome.ome.tif": "written", "corrupt.tif": "failed"}
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "ome.tif"),
+                                  nd.apply_recipe(GAUSS, data["ome"], spacing=SCALE))

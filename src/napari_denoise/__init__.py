@@ -29,6 +29,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
 from .recipes import Recipe, RecipeError, apply_recipe, load_recipe, recipe_of, save_recipe  # noqa: E402
+from ._batch import apply_to_files  # noqa: E402
 
 __all__ = [
     *filters.__all__,
@@ -39,6 +40,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "apply_recipe",
+    "apply_to_files",
     "load_recipe",
     "recipe_of",
     "save_recipe",

@@ -67,6 +67,7 @@ __all__ = [
     "check_output_folder",
     "run_batch",
     "run_all",
+    "apply_to_files",
 ]
 
 # Run a file in memory when input + result + work arrays stay below this share
@@ -268,6 +269,27 @@ def _choose_stream(engine, image: ImageFile, op) -> bool:
     return needed > _MEMORY_SHARE * available
 
 
+def _parallelism(engine) -> int:
+    if isinstance(engine, ClusterEngine):
+        workers = engine.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+    return engine.threads
+
+
+def _spread(source, parallel: int):
+    """``source`` cut along its first axis into at least ``2 * parallel`` chunks when it has fewer.
+
+    A one-chunk file (a TIFF read plane-group by plane-group, a Zarr stored
+    in few chunks) would otherwise keep one worker busy and the others idle.
+    """
+    want = 2 * parallel
+    if source.npartitions >= want or source.shape[0] < 2:
+        return source
+    others = source.npartitions // len(source.chunks[0])
+    pieces = min(source.shape[0], -(-want // others))
+    return source.rechunk({0: -(-source.shape[0] // pieces)})
+
+
 def _regular(result):
     """``result`` with a regular chunk grid (every chunk the same size but the last)."""
     regular = all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in result.chunks)
@@ -304,7 +326,7 @@ def _process(index, item: BatchItem, settings: _Settings, engine, token: CancelT
     }
     try:
         if stream:
-            source = image.lazy()
+            source = _spread(image.lazy(), _parallelism(engine))
             result, chunks = _regular(_scheduler.lazy(recipe.op(source, spacing=voxel, axes=labels), source))
             out = ZarrOutput(partial, result.shape, result.dtype, chunks, labels, spatial, scale, unit, attrs,
                              name=item.output.name)
@@ -504,3 +526,24 @@ def run_all(recipe: Recipe, items, **kwargs) -> BatchSummary:
             next(run)
         except StopIteration as stop:
             return stop.value
+
+
+def apply_to_files(recipe: Recipe, inputs, output_dir, *, fmt: str = "zarr", spacing=None, unit=None, axes=None,
+                   client=None, workers: int | None = None, overwrite: bool = False) -> BatchSummary:
+    """Apply ``recipe`` to files and folders, writing one output per input into ``output_dir``.
+
+    What ``napari-denoise apply`` does, from Python: TIFF/OME-TIFF/OME-Zarr
+    inputs with their own voxel size and axes (``spacing``, ``unit``,
+    ``axes`` override them), float32 OME-Zarr (``fmt="zarr"``) or TIFF
+    outputs written atomically, finished outputs skipped, failed files
+    reported in the returned :class:`BatchSummary` and skipped.
+
+    ``client``: a ``dask.distributed.Client`` (a ``LocalCluster``, a
+    dask-jobqueue ``SLURMCluster``, a dask-gateway cluster, ...): every file
+    is then filtered chunk by chunk on its workers, which must see the same
+    paths. Otherwise the files are filtered here on ``workers`` threads.
+    """
+    check_output_folder(output_dir)
+    items = plan(inputs, output_dir, fmt)
+    engine = ClusterEngine(client) if client is not None else LocalEngine(workers=workers)
+    return run_all(recipe, items, spacing=spacing, unit=unit, axes=axes, fmt=fmt, engine=engine, overwrite=overwrite)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Select
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -31,6 +32,7 @@ from ._batch import (
     run_batch,
 )
 from ._io import open_image
+from ._jobs import contrast_limits
 from ._layer_axes import INDEPENDENT_LABELS
 from ._recipe import METADATA_KEY
 from ._run_controller import _RunProgress
@@ -48,7 +50,13 @@ def open_result(viewer, path):
     image = open_image(path)
     data = image.lazy() if image.kind.endswith("zarr") else image.load()
     labels = input_labels(len(image.shape), image.axes)
-    kwargs = {"name": Path(path).name.split(".")[0], "axis_labels": labels}
+    # contrast from the middle plane: a lazy result is never computed whole
+    middle = tuple(n // 2 for n in image.shape[:-2])
+    kwargs = {
+        "name": Path(path).name.split(".")[0],
+        "axis_labels": labels,
+        "contrast_limits": contrast_limits(np.asarray(data[middle])),
+    }
     if image.spacing is not None:
         kwargs["scale"] = image.spacing
         if image.unit:
@@ -77,7 +85,7 @@ class BatchWidget(Container):
         self.last_summary = None
         self.last_error: str | None = None
 
-        self._recipe_layer = ComboBox(name="recipe_layer", label="recipe from layer", choices=self._result_layers,
+        self._recipe_layer = ComboBox(name="recipe_layer", label="recipe layer", choices=self._result_layers,
                                       nullable=True)
         self._recipe_layer.tooltip = "A result layer made by a napari-denoise widget: its recipe is applied."
         self._save_button = PushButton(name="save_recipe_button", text="Save recipe…")
@@ -86,6 +94,7 @@ class BatchWidget(Container):
                                      filter="Recipes (*.json *.yaml *.yml)", nullable=True)
         self._recipe_file.tooltip = "A recipe saved earlier (used when no layer is chosen above)."
         self._recipe_info = Label(name="recipe_info", value="")
+        self._recipe_info.native.setWordWrap(True)  # long parameter lists must not widen the dock
         self._input_files = FileEdit(name="input_files", label="input files", mode="rm",
                                      filter="TIFF (*.tif *.tiff)", nullable=True)
         self._input_files.tooltip = "TIFF / OME-TIFF files (OME-Zarr stores: choose their folder below)."
@@ -104,9 +113,11 @@ class BatchWidget(Container):
         self._axes.tooltip = "Override the files' axis labels, e.g. TZYX or t,c,z,y,x."
         self._open_results = CheckBox(name="open_results", label="open results in the viewer", value=False)
         self._status = Label(name="status", value="")
+        self._status.native.setWordWrap(True)
         self._run_button = PushButton(name="run_button", text="Run")
         self._cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self._results = Select(name="results", label="written", choices=self._result_choices)
+        self._results.native.setMaximumHeight(140)
         self._open_button = PushButton(name="open_button", text="Open selected in viewer")
         self.extend([
             self._recipe_layer, self._save_button, self._recipe_file, self._recipe_info,
