@@ -12,8 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src" / "napari_denoise"
-# Imported inside try/except ImportError, with a fallback: not required.
-OPTIONAL = {"psutil"}
+# Imported inside try/except ImportError, with a fallback (psutil) or a message
+# saying how to install it (distributed: the `cluster` extra): not required.
+OPTIONAL = {"psutil", "distributed"}
 
 
 def _imported_top_level_modules() -> set[str]:

@@ -28,4 +28,21 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
-__all__ = [*filters.__all__, "Cancelled", "CancelToken", "Cost", "FilterOp", "__version__"]
+from .recipes import Recipe, RecipeError, apply_recipe, load_recipe, recipe_of, save_recipe  # noqa: E402
+from ._batch import apply_to_files  # noqa: E402
+
+__all__ = [
+    *filters.__all__,
+    "Cancelled",
+    "CancelToken",
+    "Cost",
+    "FilterOp",
+    "Recipe",
+    "RecipeError",
+    "apply_recipe",
+    "apply_to_files",
+    "load_recipe",
+    "recipe_of",
+    "save_recipe",
+    "__version__",
+]

@@ -115,6 +115,8 @@ def recipe(spec: FilterSpec, source_name: str, axes: LayerAxes, values: dict, kw
         "spacing": axes.spacing,
         "spatial_axes": axes.spatial_axes,
         "spatial_labels": axes.labels,
+        # "planes" when the user chose 2-D planes of a volume (recipes replay it by label)
+        "process": "planes" if axes.can_choose_volume and len(axes.spatial_axes) == 2 else "volume",
         "parameters_voxels": voxel_sizes(spec, axes, values),
         "version": __version__,
         "python": python_call(spec, kwargs),
