@@ -161,6 +161,13 @@ def test_auto_texts_show_the_values_that_will_be_used():
     # unknown noise level: say where it will come from
     texts = auto_texts(by_name("Total variation"), {"weight": None}, None)
     assert "noise" in texts["weight"]
+    texts = auto_texts(by_name("block_matching"), {"sigma": None, "profile": "normal"}, sigma)
+    assert texts["sigma"] == "auto ≈ 4 (noise σ)"
+    # Poisson noise: the stabilised slice has noise σ 1; 'auto' decides per slice
+    texts = auto_texts(by_name("Total variation"), {"weight": None, "noise_model": "poisson"}, sigma)
+    assert texts["weight"].startswith("auto ≈ 1 ")
+    texts = auto_texts(by_name("Total variation"), {"weight": None, "noise_model": "auto"}, sigma)
+    assert texts["weight"] == "auto (from the noise model of each slice)"
 
 
 def test_noise_sample_is_a_cheap_crop_of_the_displayed_plane():

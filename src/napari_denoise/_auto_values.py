@@ -45,7 +45,7 @@ def sample_noise(data, plane_index) -> float:
 
 
 # Filters whose empty fields default to multiples of the noise level.
-_NOISE_DEFAULTS = frozenset({"bilateral", "total_variation", "wavelet", "non_local_means"})
+_NOISE_DEFAULTS = frozenset({"bilateral", "total_variation", "wavelet", "non_local_means", "block_matching"})
 
 
 def uses_noise_level(spec: FilterSpec) -> bool:
@@ -69,6 +69,14 @@ def auto_texts(spec: FilterSpec, values: dict, sigma_hat: float | None, *, shape
     texts: dict[str, str] = {}
     known = sigma_hat is not None and np.isfinite(sigma_hat)
     noise = "auto (from the noise level of each slice)"
+    model = values.get("noise_model", "gaussian")
+    if model == "poisson":
+        # the slice is variance-stabilised first: its noise σ is 1 there
+        sigma_hat, known = 1.0, True
+    elif model not in (None, "gaussian"):
+        # 'auto' decides per slice whether to stabilise: no single value to show
+        known = False
+        noise = "auto (from the noise model of each slice)"
 
     def set_if_empty(name, text):
         if name in values and values[name] is None:
@@ -84,6 +92,8 @@ def auto_texts(spec: FilterSpec, values: dict, sigma_hat: float | None, *, shape
         set_if_empty("sigma", f"auto ≈ {format_value(sigma_hat)} (noise σ)" if known else noise)
         if values.get("wavelet_levels") is None and shape is not None and spatial_axes is not None:
             texts["wavelet_levels"] = _wavelet_levels_text(values, shape, spatial_axes)
+    elif name == "block_matching":
+        set_if_empty("sigma", f"auto ≈ {format_value(sigma_hat)} (noise σ)" if known else noise)
     elif name == "non_local_means":
         factor = denoise.NLM_H_FACTOR_FAST if values.get("fast_mode", True) else denoise.NLM_H_FACTOR_SLOW
         sigma = values.get("sigma")
