@@ -273,6 +273,8 @@ def test_panel_controls_change_with_the_filter_and_reset(viewer, qtbot):
     worker = panel()
     assert worker is not None, panel.last_error
     wait_done(qtbot, panel)
+    qtbot.wait(1200)  # a status tick later, the line still says how the run ended
+    assert panel.status.value.startswith("Done in"), panel.status.value
     result = viewer.layers[-1]
     assert result.name.startswith("noisy") or "median" in result.name.lower()
     assert result.metadata["napari_denoise"]["filter"] == "median"
@@ -283,3 +285,39 @@ def test_panel_is_first_in_layers_filter_menu():
 
     menus = build_manifest()["contributions"]["menus"]
     assert menus["napari/layers/filter"][0] == {"command": "napari-denoise.panel"}
+
+
+# -- 8. the README matches the menus and result types ---------------------------------------------
+def test_readme_menu_paths_exist_and_screenshots_are_there():
+    from pathlib import Path
+
+    from napari_denoise._manifest import build_manifest
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    contributions = build_manifest()["contributions"]
+    commands = {c["id"]: c for c in contributions["commands"]}
+    names = {w["command"]: w["display_name"] for w in contributions["widgets"]}
+    submenus = {s["id"]: s["label"] for s in contributions["submenus"]}
+
+    def entries(items):
+        out = {}
+        for item in items:
+            if "submenu" in item:
+                out[submenus[item["submenu"]]] = entries(contributions["menus"][item["submenu"]])
+            else:
+                out[names[item["command"]]] = None
+        return out
+
+    tree = {"Filter": entries(contributions["menus"]["napari/layers/filter"])}
+    paths = re.findall(r"\*\*Layers ▸ ([^*]+)\*\*", readme)
+    assert paths and "Layers ▸ Filters" not in readme
+    for path in paths:
+        node = tree
+        for part in path.split(" ▸ "):
+            assert node is not None and part in node, (path, part)
+            node = node[part]
+    assert "**Canny** gives a **Labels** layer" in readme
+    assert commands["napari-denoise.canny"]
+    for image in re.findall(r"\]\((docs/images/[^)]+\.png)\)", readme):
+        assert (root / image).stat().st_size > 10_000, image

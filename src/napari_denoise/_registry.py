@@ -24,7 +24,7 @@ __all__ = [
     "PANEL_NAME",
 ]
 
-# Family -> submenu label under Layers > Filters.
+# Family -> submenu label under Layers > Filter.
 FAMILIES = {"denoise": "Denoise", "edges": "Edges"}
 
 # Arguments the widget fills from the layer rather than from a control.

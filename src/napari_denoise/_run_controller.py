@@ -79,6 +79,7 @@ class RunController:
         self._token = CancelToken()
         self.progress_bar = None
         self.meter: ProgressMeter | None = None
+        self._reporting = False  # a run is going and has not handed over its outcome
         self.last_elapsed: float | None = None
         self._description = ""
         self._last_bar_move = 0.0
@@ -102,9 +103,18 @@ class RunController:
         self.progress_bar = _RunProgress(total=0, desc=description, cancel_callback=self.cancel, meter=meter)
         worker = GeneratorWorker(filter_job, op, data, token, source_limits)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_outcome)
+        self._reporting = True
+
+        def ended(outcome):
+            # No "Running: ..." after this: a timer tick or a queued step
+            # would otherwise overwrite the widget's "Done in ..." line.
+            self._reporting = False
+            self._timer.stop()
+            on_outcome(outcome)
+
+        worker.returned.connect(ended)
         # filter_job never raises; anything that still escapes is reported once
-        worker.errored.connect(lambda exc: on_outcome(JobOutcome(error=exc)))
+        worker.errored.connect(lambda exc: ended(JobOutcome(error=exc)))
         worker.aborted.connect(token.cancel)  # napari quitting its workers
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -121,7 +131,7 @@ class RunController:
     def _on_progress(self, step) -> None:
         done, total = step
         meter, bar = self.meter, self.progress_bar
-        if meter is None or bar is None:
+        if meter is None or bar is None or not self._reporting:
             return
         was_busy = meter.busy
         moved = meter.update(done, total)
@@ -139,7 +149,7 @@ class RunController:
     def _tick(self) -> None:
         """Once a second: the elapsed and remaining time, in the widget and the activity dock."""
         meter, bar = self.meter, self.progress_bar
-        if meter is None or bar is None:
+        if meter is None or bar is None or not self._reporting:
             return
         if meter.busy:
             bar.set_description(f"{self._description} — {meter.time_text()}")
