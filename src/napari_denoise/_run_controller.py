@@ -48,9 +48,12 @@ class _RunProgress(cancelable_progress):
 
     BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {status}"
 
-    def __init__(self, *args, meter: ProgressMeter, **kwargs):
+    def __init__(self, *args, meter: ProgressMeter | None = None, **kwargs):
+        # without a meter (the batch dock counts files itself): tqdm's own format
         self.meter = meter
-        super().__init__(*args, bar_format=self.BAR_FORMAT, **kwargs)
+        if meter is not None:
+            kwargs["bar_format"] = self.BAR_FORMAT
+        super().__init__(*args, **kwargs)
 
     @property
     def format_dict(self):
