@@ -220,11 +220,18 @@ def piece_grid(shape, keep, reach, seconds: float, periodic: bool = False):
     counts = [1] * len(shape)
     if piece_time(counts) <= PIECE_SECONDS:
         return None
-    # cut the slowest-varying axes first (contiguous pieces), as thin as needed
-    for axis in range(len(shape)):
-        while counts[axis] < kept[axis] and piece_time(counts) > PIECE_SECONDS:
-            ratio = piece_time(counts) / PIECE_SECONDS
-            counts[axis] = min(kept[axis], max(counts[axis] + 1, math.ceil(counts[axis] * ratio)))
+    # Cut the slowest-varying axes first (contiguous pieces). A piece reads
+    # its reach on both sides: first keep pieces at least 4 reaches thick
+    # (at most 1.5x the reading), then, only if still too slow, as thin as needed
+    # (a 7^3 median cut into one-plane pieces read 7 planes each and ran 8x slower).
+    for thinnest in ([max(1, 4 * r) for r in reach], [1] * len(shape)):
+        for axis in range(len(shape)):
+            most = max(1, kept[axis] // thinnest[axis])
+            while counts[axis] < most and piece_time(counts) > PIECE_SECONDS:
+                ratio = piece_time(counts) / PIECE_SECONDS
+                counts[axis] = min(most, max(counts[axis] + 1, math.ceil(counts[axis] * ratio)))
+            if piece_time(counts) <= PIECE_SECONDS:
+                break
         if piece_time(counts) <= PIECE_SECONDS:
             break
     grid = []

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._generated import write_or_print
-
-from ._registry import FAMILIES, FILTERS
+from ._registry import FAMILIES, FILTERS, PANEL_NAME
 
 SAMPLES = (
     ("nuclei_3d", "Nuclei 3D, noisy (anisotropic z-stack)", "noisy_nuclei_3d"),
     ("timelapse_2d", "Cells time-lapse (2D + t)", "timelapse_2d"),
     ("neuron_4ch", "Neuron, 4 channels", "neuron_4_channels"),
 )
-
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,8 @@ class AppWidget:
     key: str  # command id suffix: napari-denoise.<key>
     display_name: str  # fixed once published: scripts dock widgets by it
     python_name: str  # "module:Class"
+    # also first in Layers > Filter (the one dock that serves every filter)
+    in_filter_menu: bool = False
 
     @property
     def command_id(self) -> str:
@@ -40,6 +40,7 @@ class AppWidget:
 
 
 APP_WIDGETS: tuple[AppWidget, ...] = (
+    AppWidget("panel", PANEL_NAME, "napari_denoise._panel:DenoisePanel", in_filter_menu=True),
     AppWidget("apply_recipe_to_files", "Apply recipe to files", "napari_denoise._batch_widget:BatchWidget"),
 )
 
@@ -66,7 +67,10 @@ def build_manifest() -> dict:
             {"id": command, "title": f"Load sample: {title}", "python_name": f"napari_denoise._sample_data:{function}"}
         )
         samples.append({"command": command, "key": key, "display_name": title})
-    menus = {"napari/layers/filter": [{"submenu": f"napari-denoise.{key}"} for key in FAMILIES]}
+    menus = {
+        "napari/layers/filter": [{"command": w.command_id} for w in APP_WIDGETS if w.in_filter_menu]
+        + [{"submenu": f"napari-denoise.{key}"} for key in FAMILIES]
+    }
     for key, items in family_menus.items():
         menus[f"napari-denoise.{key}"] = items
     return {

@@ -15,7 +15,15 @@ from ._params import lengths_to_pixels, sizes_to_pixels
 from ._parsing import format_value
 from ._registry import SYMBOLS, FilterSpec
 
-__all__ = ["call_arguments", "voxel_sizes", "warnings_for", "result_name", "recipe", "python_call"]
+__all__ = [
+    "call_arguments",
+    "voxel_sizes",
+    "warnings_for",
+    "result_name",
+    "recipe",
+    "python_call",
+    "length_spacing",
+]
 
 METADATA_KEY = "napari_denoise"
 
@@ -38,6 +46,15 @@ def _length_axes(spec: FilterSpec, axes: LayerAxes):
     if spec.planar:
         return axes.labels[-2:], axes.spatial_axes[-2:], axes.spacing[-2:]
     return axes.labels, axes.spatial_axes, axes.spacing
+
+
+def length_spacing(spec: FilterSpec, axes: LayerAxes) -> tuple[float, ...]:
+    """Voxel sizes along the axes the filter's lengths apply to (the plane's for planar filters)."""
+    return _length_axes(spec, axes)[2]
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ")
 
 
 def voxel_sizes(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:
@@ -67,12 +84,14 @@ def warnings_for(spec: FilterSpec, axes: LayerAxes, shape, values: dict) -> list
             extent = shape[ax]
             if name in spec.sizes:
                 if px > extent:
-                    notes.append(f"{name} along {label} ({px} voxels) is larger than the image ({extent})")
+                    notes.append(f"{_words(name)} along {label} ({px} voxels) is larger than the image ({extent})")
                 continue
             if 0 < px < 0.5:
-                notes.append(f"{name} along {label} is {px:.2f} voxel (< 0.5): hardly any smoothing along {label}")
+                notes.append(
+                    f"{_words(name)} along {label} is {px:.2f} voxel (< 0.5): hardly any smoothing along {label}"
+                )
             if int(truncate * px + 0.5) >= extent:
-                notes.append(f"{name} kernel along {label} reaches beyond the image ({extent} voxels)")
+                notes.append(f"{_words(name)} kernel along {label} reaches beyond the image ({extent} voxels)")
     return notes
 
 
