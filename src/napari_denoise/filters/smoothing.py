@@ -132,7 +132,7 @@ def _uniform_kernel(block, keep, out, context, token, *, size, mode, cval):
 
 
 def _median_kernel(block, keep, out, context, token, *, size, mode, cval):
-    return median_kernels.median(block, size, mode, cval, keep, out)
+    return median_kernels.median(block, size, mode, cval, keep, out, token=token)
 
 
 @filter_function

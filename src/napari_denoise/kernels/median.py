@@ -30,10 +30,13 @@ def median_supported(size, mode: str) -> bool:
 
 
 @jit
-def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0):
+def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0, flag, ticks):
     """Exact median of odd ``sz*sy*sx`` boxes, by forgetful selection on rows.
 
     ``out[k, j, i]`` is the median around ``src[z0 + k, y0 + j, x0 + i]``.
+    Polls the cancel flag ``flag[0]`` before each output row (a large window
+    makes one tile last seconds on a loaded machine) and counts rows done in
+    ``ticks`` (``[done, total]``).
     """
     nz, ny, nx = src.shape
     mz, my, mx = out.shape
@@ -44,8 +47,12 @@ def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0):
     buf = np.empty((keep, _COLUMNS), np.float32)
     act = np.empty(keep, np.int64)
     rows = np.empty(sz * sy, np.int64)  # flattened (z, y) source rows, -1 = cval
+    ticks[1] = mz * my
     for k in range(mz):
         for j in range(my):
+            if flag[0]:
+                return
+            ticks[0] = k * my + j
             q = 0
             for dz in range(sz):
                 zz = map_index(z0 + k + dz - rz, nz, mode)
@@ -112,8 +119,13 @@ def _median3d(src, out, sz, sy, sx, mode, cval, z0, y0, x0):
                     out[k, j, c0 + i] = buf[mid, i]
 
 
-def median(block, size, mode, cval=0.0, keep=None, out=None):
-    """``ndimage.median_filter(float32 block, size)`` restricted to ``keep`` (odd window)."""
+def median(block, size, mode, cval=0.0, keep=None, out=None, token=None):
+    """``ndimage.median_filter(float32 block, size)`` restricted to ``keep`` (odd window).
+
+    With a ``token`` (:class:`~napari_denoise._scheduler.TileToken`) it stops
+    early once the run is cancelled (the result is then incomplete and
+    discarded by the scheduler) and reports its rows.
+    """
     bounds = keep_bounds_3d(keep, block.shape)
     size3 = (1,) * (3 - block.ndim) + tuple(int(s) for s in size)
     data = as_3d(block)
@@ -123,6 +135,8 @@ def median(block, size, mode, cval=0.0, keep=None, out=None):
     _median3d(
         data, result, size3[0], size3[1], size3[2], MODE_CODES[mode], np.float32(cval),
         bounds[0][0], bounds[1][0], bounds[2][0],
+        np.zeros(1, np.uint8) if token is None else token.flag,
+        np.zeros(2, np.int64) if token is None else token.ticks,
     )
     if target is not None:
         return out
