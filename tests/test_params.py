@@ -234,6 +234,7 @@ MORE_BAD_CALLS = [
     ("low_threshold", lambda x: nd.canny(x, low_threshold=1e10)),  # above the default high threshold
     ("high_threshold", lambda x: nd.canny(x, high_threshold=0.01)),  # below the default low threshold
     ("spatial_axes", lambda x: nd.estimate_noise_model(x, spatial_axes=(0, 0))),
+    ("eps", lambda x: nd.total_variation(x, eps=None)),  # crashed in the kernel before
 ]
 
 
