@@ -125,4 +125,4 @@ def test_cancel_while_estimating_the_noise_of_a_large_slice(name):
     shape, kwargs = ESTIMATING[name]
     latency, outcome = _cancel_latency(name, shape, kwargs)
     print(f"{name} (estimating): threads ended {latency:.3f} s after Cancel")
-    assert outcome.get("cancelled") and latency <= CANCEL_SECONDS
+    assert outcome.get("cancelled") and latency <= 1.0  # the second
