@@ -138,7 +138,9 @@ def test_denoisers_finite_and_bounded(x):
 # time. The compiled kernels run in a child process, so that a crash in one
 # fails this test with its output instead of killing the test session.
 
+import atexit  # noqa: E402
 import dataclasses  # noqa: E402
+import shutil  # noqa: E402
 from collections import Counter  # noqa: E402
 import inspect  # noqa: E402
 import os  # noqa: E402
@@ -160,6 +162,7 @@ CONTRACT_EXAMPLES = int(os.environ.get("NAPARI_DENOISE_PROPERTY_EXAMPLES", "20")
 EXAMPLE_SECONDS = 20
 OUTCOMES: Counter = Counter()  # (function, "ran" | "refused") -> examples
 _MEMMAPS = Path(tempfile.mkdtemp(prefix="napari-denoise-properties-"))
+atexit.register(shutil.rmtree, _MEMMAPS, ignore_errors=True)
 
 #: Extreme and wrong values every number-like parameter is tried with.
 EXTREME_NUMBERS = [
