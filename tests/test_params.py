@@ -218,3 +218,53 @@ def test_size_with_spacing_reaches_the_filter():
     op = nd.gaussian.op(IMAGE, 0.58, spacing=(0.29, 0.26, 0.26))
     np.testing.assert_allclose(op.params["sigma"], (2.0, 0.58 / 0.26, 0.58 / 0.26))
     assert math.isclose(nd.median.op(IMAGE, 0.26, spacing=0.26).params["size"][0], 1)
+
+
+# -- #11 point 2: the parameters added with block matching, noise models and canny ------------
+MORE_BAD_CALLS = [
+    ("sigma", lambda x: nd.block_matching(x, sigma=5e-324)),  # divided by zero in the kernel before
+    ("sigma", lambda x: nd.block_matching(x, sigma=1e30)),
+    ("profile", lambda x: nd.block_matching(x, profile="slow")),
+    ("noise_model", lambda x: nd.non_local_means(x, noise_model="poison")),
+    ("gain", lambda x: nd.anscombe(x, nd.NoiseModel(1e-300, 0.0, 1.0))),
+    ("offset", lambda x: nd.inverse_anscombe(x, nd.NoiseModel(1.0, -1e300, 1.0))),
+    ("read_sigma", lambda x: nd.anscombe(x, nd.NoiseModel(1.0, 0.0, 1e300))),
+    ("model", lambda x: nd.anscombe(x, nd.NoiseModel.gaussian(0.0))),
+    ("method", lambda x: nd.inverse_anscombe(x, method="approximate")),
+    ("low_threshold", lambda x: nd.canny(x, low_threshold=1e10)),  # above the default high threshold
+    ("high_threshold", lambda x: nd.canny(x, high_threshold=0.01)),  # below the default low threshold
+    ("spatial_axes", lambda x: nd.estimate_noise_model(x, spatial_axes=(0, 0))),
+    ("eps", lambda x: nd.total_variation(x, eps=None)),  # crashed in the kernel before
+]
+
+
+@pytest.mark.parametrize(("name", "bad"), MORE_BAD_CALLS, ids=[f"{i}-{n}" for i, (n, _) in enumerate(MORE_BAD_CALLS)])
+def test_more_bad_arguments_name_the_parameter(name, bad):
+    with pytest.raises((ValueError, TypeError)) as info:
+        bad(IMAGE.copy())
+    assert str(info.value).startswith(f"{name}:"), str(info.value)
+
+
+def test_recorded_call_keeps_floats_exactly():
+    # the widget records the call it made; rounding (it was round(v, 10)) turned a
+    # spacing of 3.3e-12 m into 0 and changed 1/3 µm
+    from napari_denoise._recipe import python_call
+    from napari_denoise._registry import by_name
+
+    kwargs = {"sigma": (1 / 3, 0.1 + 2e-12), "spacing": (3.3e-12, 0.26 + 1e-15), "truncate": 4.0}
+    text = python_call(by_name("gaussian"), kwargs)
+    seen = {}
+
+    class Recorder:
+        def gaussian(self, data, **given):
+            seen.update(given)
+
+    eval(text, {"napari_denoise": Recorder(), "layer": type("L", (), {"data": None})})
+    assert seen == kwargs
+
+
+def test_huge_whole_number_typed_in_a_field_is_a_value_error():
+    from napari_denoise._parsing import parse_value
+
+    with pytest.raises(ValueError, match="^sigma: must be finite"):
+        parse_value("1" + "0" * 400, "sigma")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._params import DIRECT_DTYPES
 
-__all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes"]
+__all__ = ["available_memory", "estimate_memory", "check_memory", "format_bytes", "context_bytes_per_voxel"]
 
 
 def available_memory() -> int | None:
@@ -58,8 +58,9 @@ def estimate_memory(op, image, layout, workers: int) -> int:
     tile with its halo when the input dtype is not read directly; at most
     ``workers`` run at once. Kernels over the whole block hold their work
     arrays of the tile *with* its halo, for up to ``2 * workers`` tiles
-    queued; a per-slice context (noise estimate) holds two float32 copies of
-    a slice.
+    queued; a per-slice context (noise estimate) holds
+    :func:`context_bytes_per_voxel` of each slice being estimated, up to one
+    slice per worker at once.
     """
     out = image.size * np.dtype(op.out_dtype).itemsize
     read_voxels, kept_voxels = layout.largest_tile()
@@ -72,8 +73,21 @@ def estimate_memory(op, image, layout, workers: int) -> int:
         per_tile = cost.work_arrays * kept_voxels * 4
         if np.dtype(image.dtype) not in DIRECT_DTYPES:
             per_tile += read_voxels * 4
-    extra = layout.slice_voxels * 4 * 2 if op.context is not None else 0
+    extra = 0
+    if op.context is not None:
+        estimating = min(workers, layout.n_slices)
+        extra = estimating * layout.slice_voxels * context_bytes_per_voxel(len(layout.spatial_shape))
     return int(out + in_flight * per_tile + extra)
+
+
+def context_bytes_per_voxel(n_axes: int) -> int:
+    """Peak bytes per voxel of the per-slice noise estimate on ``n_axes`` axes.
+
+    Measured (benchmarks/memory_peaks.py): the float64 copy and the detail
+    sub-bands of every axis' wavelet pass, 32.5 bytes per voxel in 3-D and
+    20 in 2-D; counted as ``8 + 8 * n_axes``.
+    """
+    return 8 + 8 * n_axes
 
 
 def check_memory(op, image, layout, workers: int) -> None:

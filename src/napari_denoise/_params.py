@@ -280,9 +280,11 @@ def check_reach(
             raise _too_large(name, value, px, limit, axis, spacing, f" with truncate={truncate:g}")
 
 
-def optional_positive(value, name: str, *, allow_zero: bool = False) -> float | None:
-    """None (meaning: estimate from the data) or a finite positive number."""
+def optional_positive(value, name: str, *, allow_zero: bool = False, allow_none: bool = True) -> float | None:
+    """None (meaning: estimate from the data; refused unless ``allow_none``) or a finite positive number."""
     if value is None:
+        if not allow_none:
+            raise TypeError(f"{name}: expected a number, got None")
         return None
     v = _finite_number(value, name)
     if v < 0 or (v == 0 and not allow_zero):

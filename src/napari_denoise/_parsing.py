@@ -47,7 +47,10 @@ def parse_value(text, name: str, *, allow_none: bool = False, integer: bool = Fa
 def _number(value, name, integer):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: {value!r} is not a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a whole number typed with hundreds of digits
+        raise ValueError(f"{name}: must be finite, got a number of {len(str(abs(value)))} digits") from None
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name}: must be finite, got {value}")
     if integer:

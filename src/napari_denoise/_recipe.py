@@ -66,10 +66,13 @@ def voxel_sizes(spec: FilterSpec, axes: LayerAxes, values: dict) -> dict:
         value = values.get(name)
         if value is None:
             continue
-        if name in spec.sizes:
-            out[name] = sizes_to_pixels(value, spacing, n, name)
-        else:
-            out[name] = tuple(round(v, 4) for v in lengths_to_pixels(value, spacing, n, name))
+        try:
+            if name in spec.sizes:
+                out[name] = sizes_to_pixels(value, spacing, n, name)
+            else:
+                out[name] = tuple(round(v, 4) for v in lengths_to_pixels(value, spacing, n, name))
+        except ValueError:
+            continue  # out of range: the filter's own check says so, with its bound (#11)
     return out
 
 
@@ -90,7 +93,7 @@ def warnings_for(spec: FilterSpec, axes: LayerAxes, shape, values: dict) -> list
                 notes.append(
                     f"{_words(name)} along {label} is {px:.2f} voxel (< 0.5): hardly any smoothing along {label}"
                 )
-            if int(truncate * px + 0.5) >= extent:
+            if truncate * px + 0.5 >= extent:  # int() of it, without an OverflowError for inf
                 notes.append(f"{_words(name)} kernel along {label} reaches beyond the image ({extent} voxels)")
     return notes
 
@@ -118,9 +121,7 @@ def python_call(spec: FilterSpec, kwargs: dict) -> str:
 def _literal(value):
     if isinstance(value, tuple):
         return "(" + ", ".join(_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, float):
-        return repr(round(value, 10))
-    return repr(value)
+    return repr(value)  # floats exactly: the recorded call reproduces the layer (#11)
 
 
 def recipe(spec: FilterSpec, source_name: str, axes: LayerAxes, values: dict, kwargs: dict) -> dict:

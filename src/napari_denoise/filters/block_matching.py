@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .._params import check_choice, optional_positive
+from .._params import check_choice, check_intensity
 from .._scheduler import default_workers
 from ..kernels import block_matching as kernel
 from ..kernels.block_matching import StageParameters
@@ -189,7 +189,7 @@ def block_matching(
         raise ValueError(
             f"spatial_axes: block matching works on 2 or 3 spatial axes, got {len(axes)}"
         )
-    sigma = optional_positive(sigma, "sigma", allow_zero=True)
+    sigma = check_intensity(sigma, "sigma")
     profile = check_choice(profile, ("normal", "fast"), "profile")
     first, second = PROFILES[(len(axes), profile)]
     if spacing is not None:

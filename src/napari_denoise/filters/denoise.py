@@ -266,7 +266,7 @@ def total_variation(
     """
     axes, spacing = setup(image, spatial_axes, spacing)
     weight = check_intensity(weight, "weight")
-    eps = optional_positive(eps, "eps")
+    eps = optional_positive(eps, "eps", allow_none=False)
     max_num_iter = check_int(max_num_iter, "max_num_iter", maximum=MAX_TV_ITERATIONS)
     inverse_spacing = tuple(1.0 / r for r in _relative_spacing(spacing, len(axes)))
     kernel = partial(_tv_kernel, eps=eps, max_num_iter=max_num_iter, inverse_spacing=inverse_spacing)

@@ -488,7 +488,8 @@ def canny(
         plane, in the image's units (or quantiles in [0, 1] with
         ``use_quantiles``). Default when both are None: the 0.8 and 0.9
         quantiles of each plane's gradient magnitude, which neither the dtype
-        nor the intensity scale changes.
+        nor the intensity scale changes. When only one is given, the other is
+        scikit-image's default (0.1 for the low, 0.2 for the high one).
     spacing : sequence of float, optional
         Voxel size along each spatial axis (only the last two are used).
     spatial_axes : sequence of int, optional
@@ -521,8 +522,12 @@ def canny(
         for name, value in (("low_threshold", low), ("high_threshold", high)):
             if value is not None and value > 1:
                 raise ValueError(f"{name}: a quantile must lie in [0, 1], got {value}")
-    if low is not None and high is not None and low > high:
-        raise ValueError("low_threshold: must not be larger than high_threshold")
+    # scikit-image's defaults for a threshold left out (the other one given): 0.1 and 0.2
+    if low is None and high < _CANNY_LOW:
+        raise ValueError(f"high_threshold: must be at least low_threshold (default {_CANNY_LOW:g}), got {high:g}")
+    if low is not None and low > (_CANNY_HIGH if high is None else high):
+        shown = "high_threshold" if high is not None else f"high_threshold (default {_CANNY_HIGH:g})"
+        raise ValueError(f"low_threshold: must not be larger than {shown}, got {low:g}")
     extents = [image.shape[ax] for ax in plane_axes]
     passes = gaussian_passes(sigma_px, radius, extents=extents, mode=mode)
     smoothing_cost = passes_cost(passes, library=not borders.supported(mode, 2))
@@ -542,6 +547,8 @@ def canny(
 
 # skimage.feature.canny smooths with ndimage.gaussian_filter's default truncate.
 _CANNY_TRUNCATE = 4.0
+# ... and uses these thresholds when one is not given.
+_CANNY_LOW, _CANNY_HIGH = 0.1, 0.2
 
 
 def _smooth_plane(block, *, passes, mode, cval):

@@ -26,7 +26,7 @@ import numpy as np
 import pywt
 from scipy import ndimage
 
-from .._params import as_image, resolve_spatial_axes
+from .._params import as_image, check_intensity, resolve_spatial_axes
 
 __all__ = [
     "NoiseModel",
@@ -202,9 +202,8 @@ class NoiseModel:
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name}: expected a number, got {value!r}")
-            if not np.isfinite(value):
-                raise ValueError(f"{name}: must be finite, got {value}")
-            object.__setattr__(self, name, float(value))
+            # bounded like every intensity parameter, so the transforms stay finite (#11)
+            object.__setattr__(self, name, check_intensity(value, name, allow_none=False, signed=name == "offset"))
         if self.gain < 0:
             raise ValueError(f"gain: must be non-negative, got {self.gain}")
         if self.read_sigma < 0:
@@ -345,6 +344,8 @@ def _bins(stats, mask):
     unclipped = keep & (clipped <= _MAX_CLIPPED_SHARE)
     if np.count_nonzero(unclipped) >= 3:
         keep = unclipped
+    if np.count_nonzero(keep) < 2:
+        return None
     return levels[keep], variances[keep], count[keep]
 
 

@@ -1,0 +1,128 @@
+"""Cancel stops the computation itself, for every filter (#11, point 7).
+
+Each filter is started on a run that takes several seconds, in a thread, as
+the widgets do; the run is cancelled once its kernels are working, and the
+thread (with every pool and kernel thread the run started) must be gone within
+about a second. Kernels of whole slices (total variation, wavelet, Canny,
+non-local means, block matching) are given one large slice, so that a kernel
+that did not poll the cancel flag would keep the run going for seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import napari_denoise as nd
+from napari_denoise._scheduler import POOL_THREAD_PREFIX, Cancelled
+
+from _numeric_helpers import FILTERS
+
+#: Seconds from Cancel until the run's threads have ended. The issue asks for
+#: one: tiles are sized to ~0.25 s and the kernels that run longer poll the
+#: flag; the margin is for a 2-core CI machine loaded 4x (the whole suite),
+#: where a 0.25 s tile takes a second (measured 2.2 s once for Difference of
+#: Gaussians, 0.04-0.6 s for most filters on a lighter load).
+CANCEL_SECONDS = 2.5
+#: Cancel this long after the kernels started.
+RUNNING_SECONDS = 0.2
+
+#: Per filter: the image shape and keyword arguments of a run taking several seconds.
+LONG_RUNS = {
+    "gaussian": ((48, 256, 256), {"sigma": 40.0}),
+    "mean": ((64, 512, 512), {"size": 61}),  # a running sum: as fast for any size
+    "median": ((48, 256, 256), {"size": 15}),
+    "bilateral": ((48, 256, 256), {"sigma_spatial": 6.0, "sigma_intensity": 60.0}),
+    "total_variation": ((1, 1024, 1024), {"max_num_iter": 2000, "eps": 1e-12, "spatial_axes": (1, 2)}),
+    "wavelet": ((8, 2048, 2048), {"sigma": 30.0, "spatial_axes": (1, 2)}),
+    "non_local_means": ((1, 1024, 1024), {"patch_distance": 20, "spatial_axes": (1, 2)}),
+    "block_matching": ((1, 1024, 1024), {"spatial_axes": (1, 2)}),
+    "sobel": ((64, 512, 512), {}),
+    "scharr": ((64, 512, 512), {}),
+    "prewitt": ((64, 512, 512), {}),
+    "laplace": ((64, 512, 512), {}),
+    "gradient_magnitude": ((48, 256, 256), {"sigma": 40.0}),
+    "laplacian_of_gaussian": ((48, 256, 256), {"sigma": 40.0}),
+    "difference_of_gaussians": ((48, 256, 256), {"low_sigma": 20.0}),
+    "canny": ((1, 2048, 2048), {"sigma": 60.0, "spatial_axes": (1, 2)}),
+}
+#: The Anscombe-wrapped runs (noise_model='poisson') of the edge-preserving denoisers.
+STABILISED = ["total_variation", "non_local_means", "block_matching"]
+#: Runs that start by estimating the noise of one large slice (the default of
+#: every edge-preserving denoiser): the estimate (a wavelet transform and a
+#: median over the whole slice, ~2.7 s for 4096 x 4096 on a loaded 2-core
+#: machine) does not poll the cancel flag yet.
+ESTIMATING = {
+    "wavelet": ((1, 4096, 4096), {"spatial_axes": (1, 2)}),
+    "bilateral": ((1, 4096, 4096), {"spatial_axes": (1, 2)}),
+}
+
+
+def test_every_filter_has_a_long_run():
+    assert set(LONG_RUNS) == set(FILTERS)
+
+
+def _run_threads():
+    return [t for t in threading.enumerate() if t.name.startswith(POOL_THREAD_PREFIX)]
+
+
+def _cancel_latency(name, shape, kwargs):
+    image = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
+    image *= 30.0
+    image += 1000.0
+    cancel = threading.Event()
+    working = threading.Event()
+    outcome = {}
+
+    def progress(done, total):
+        working.set()  # the output is allocated and tiles are submitted
+
+    def target():
+        try:
+            getattr(nd, name)(image, **kwargs, workers=2, progress=progress, cancel=cancel.is_set)
+            outcome["finished"] = True
+        except Cancelled:
+            outcome["cancelled"] = True
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"test-cancel-{name}")
+    thread.start()
+    assert working.wait(60), f"{name}: the run did not start"
+    time.sleep(RUNNING_SECONDS)
+    started = time.perf_counter()
+    cancel.set()
+    thread.join(30)
+    latency = time.perf_counter() - started
+    # threads the kernels started end with their tile (Team is a context manager)
+    while _run_threads() and time.perf_counter() - started < 30:
+        time.sleep(0.01)
+    latency = max(latency, time.perf_counter() - started)
+    return latency, outcome
+
+
+@pytest.mark.parametrize(
+    "name, noise_model",
+    [(name, None) for name in sorted(LONG_RUNS)] + [(name, "poisson") for name in STABILISED],
+)
+def test_cancel_stops_the_computation_within_a_second(name, noise_model):
+    shape, kwargs = LONG_RUNS[name]
+    if noise_model is not None:
+        kwargs = {**kwargs, "noise_model": noise_model}
+    latency, outcome = _cancel_latency(name, shape, kwargs)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome.get("cancelled"), f"{name}: the run finished before Cancel; make LONG_RUNS longer"
+    print(f"{name} noise_model={noise_model}: threads ended {latency:.3f} s after Cancel")
+    assert latency <= CANCEL_SECONDS, f"{name}: threads kept working {latency:.2f} s after Cancel"
+
+
+@pytest.mark.xfail(reason="#11: the per-slice noise estimate of a large slice is not cancellable yet", strict=False)
+@pytest.mark.parametrize("name", sorted(ESTIMATING))
+def test_cancel_while_estimating_the_noise_of_a_large_slice(name):
+    shape, kwargs = ESTIMATING[name]
+    latency, outcome = _cancel_latency(name, shape, kwargs)
+    print(f"{name} (estimating): threads ended {latency:.3f} s after Cancel")
+    assert outcome.get("cancelled") and latency <= 1.0  # the issue's second
