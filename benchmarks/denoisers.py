@@ -9,6 +9,10 @@ line): ours on every core (``workers=N``, N = the cores this process may
 use), ours on one thread (``workers=1``) and the scikit-image call are timed
 alternately on the same data, ``repeats`` times; the table gives medians,
 the ratio scikit-image / ours, the scaling ours(1 thread) / ours(N threads),
+the CPU time (all threads) of ours on N threads over ours on one (the
+parallel overhead: N / this is the scaling a machine with N idle cores can
+reach; on a loaded machine the wall-clock scaling is not measurable, see
+RESULTS.md),
 the peak growth of resident memory during a call (VmHWM, see _harness.py) as
 a multiple of the float32 output, and how the results agree.
 """
@@ -189,11 +193,14 @@ def run_case(case_id, quick=False):
     n = 2 if quick else repeats
     runs = {"ours": lambda: ours(a, workers), "ours 1 thread": lambda: ours(a, 1), "scikit-image": lambda: baseline(a)}
     times = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
     peaks = {k: [] for k in runs}
     results = {}
     for round_ in range(n):
         for name, fn in runs.items():
+            cpu_before = time.process_time()
             result, seconds, peak = measured_call(fn)
+            cpu[name].append(time.process_time() - cpu_before)
             times[name].append(seconds)
             peaks[name].append(peak)
             if round_ == 0:
@@ -205,6 +212,7 @@ def run_case(case_id, quick=False):
         "case": case_id, "label": label, "shape": list(a.shape), "dtype": str(a.dtype), "workers": workers,
         "repeats": n, "first_call_small": first_call,
         "median": {k: median_of(v) for k, v in times.items()}, "times": times,
+        "cpu": {k: median_of(v) for k, v in cpu.items()},
         "peak": {k: max(v) for k, v in peaks.items()}, "output_bytes": a.size * 4,
         "agree": check, "threads_agree": same_threads, "target": target,
     }
@@ -217,8 +225,8 @@ def _fmt(s):
 def table(results):
     lines = [
         "| operation | data | ours (N threads) | ours (1 thread) | scikit-image | ratio (target) | scaling 1→N | "
-        "peak mem ours / scikit-image (× float32 output) | results |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "CPU time N threads / 1 | peak mem ours / scikit-image (× float32 output) | results |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m = r["median"]
@@ -230,7 +238,8 @@ def table(results):
         lines.append(
             f"| {r['label']} | {'×'.join(map(str, r['shape']))} {r['dtype']} | {_fmt(m['ours'])} "
             f"({r['workers']}) | {_fmt(m['ours 1 thread'])} | {_fmt(m['scikit-image'])} | {ratio:.1f}×{mark} | "
-            f"{scaling:.2f}× {'✓' if scaling >= 1.8 else '✗'} | {r['peak']['ours'] / out:.2f}× / "
+            f"{scaling:.2f}× {'✓' if scaling >= 1.8 else '✗'} | "
+            f"{r['cpu']['ours'] / r['cpu']['ours 1 thread']:.2f} | {r['peak']['ours'] / out:.2f}× / "
             f"{r['peak']['scikit-image'] / out:.2f}× | {r['agree']['text']} |"
         )
     return lines

@@ -203,6 +203,20 @@ def memory_lines(memory) -> list[str]:
     return lines
 
 
+#: RESULTS.md from this line on holds the tables of denoisers.py and block_matching.py
+#: (separate scripts, much longer runs): a rewrite by this script keeps them.
+KEPT_FROM = "<!-- from here on: tables of benchmarks/denoisers.py and benchmarks/block_matching.py (run.py keeps them) -->"
+
+
+def _kept_sections(path: Path) -> str:
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    start = old.find(KEPT_FROM)
+    return "" if start < 0 else "\n" + old[start:]
+
+
 def main(argv) -> int:
     if "-h" in argv or "--help" in argv:
         print(__doc__)
@@ -284,7 +298,7 @@ def main(argv) -> int:
             *lazy_lines(lz),
             "",
         ]
-        output.write_text("\n".join(text))
+        output.write_text("\n".join(text) + _kept_sections(output))
         raw = output.with_suffix(".json")
         raw.write_text(json.dumps({"machine": machine(), "quick": quick, "cases": results,
                                    "memory": memory, "lazy": lz, "seconds": total}, indent=1))

@@ -94,8 +94,9 @@ def _bilateral_rows(src, out, spatial, rz, ry, rx, scale, mode, cval, z0, y0, x0
         j = row - k * my
         z = z0 + k
         y = y0 + j
+        row_values = src[z, y, x0:]
         for i in range(mx):
-            centre[i] = np.float32(src[z, y, x0 + i])
+            centre[i] = np.float32(row_values[i])
             num[i] = zero
             den[i] = zero
         for dz in range(-rz, rz + 1):
@@ -116,9 +117,11 @@ def _bilateral_rows(src, out, spatial, rz, ry, rx, scale, mode, cval, z0, y0, x0
                             shifted[i] = cval if xs < 0 else np.float32(src[zz, yy, xs])
                 for dx in range(-rx, rx + 1):
                     log_spatial = spatial[dz + rz, dy + ry, dx + rx]
-                    base = rx + dx
+                    # a slice, not offset indices (which keep numba's negative-index
+                    # check and with it the loop scalar)
+                    source = shifted[rx + dx:]
                     for i in range(mx):
-                        v = shifted[base + i]
+                        v = source[i]
                         d = v - centre[i]
                         w = _exp_neg(d * d * scale + log_spatial)
                         num[i] += w * v

@@ -145,31 +145,41 @@ def patch_weights(half, h):
 # -- fast mode ---------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True, inline="always")
 def _sum_shifted(e, dst, n, w):
-    """``dst[i] = e[i] + e[i + 1] + ... + e[i + w - 1]`` for ``i < n`` (unrolled for w <= 6)."""
+    """``dst[i] = e[i] + e[i + 1] + ... + e[i + w - 1]`` for ``i < n`` (unrolled for w <= 6).
+
+    The shifted terms are read through slices (offset indices would keep
+    the loops scalar, see :func:`_accumulate`).
+    """
     if w == 1:
         for i in range(n):
             dst[i] = e[i]
     elif w == 2:
+        e1 = e[1:]
         for i in range(n):
-            dst[i] = e[i] + e[i + 1]
+            dst[i] = e[i] + e1[i]
     elif w == 3:
+        e1, e2 = e[1:], e[2:]
         for i in range(n):
-            dst[i] = e[i] + e[i + 1] + e[i + 2]
+            dst[i] = e[i] + e1[i] + e2[i]
     elif w == 4:
+        e1, e2, e3 = e[1:], e[2:], e[3:]
         for i in range(n):
-            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3])
+            dst[i] = (e[i] + e1[i]) + (e2[i] + e3[i])
     elif w == 5:
+        e1, e2, e3, e4 = e[1:], e[2:], e[3:], e[4:]
         for i in range(n):
-            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + e[i + 4]
+            dst[i] = (e[i] + e1[i]) + (e2[i] + e3[i]) + e4[i]
     elif w == 6:
+        e1, e2, e3, e4, e5 = e[1:], e[2:], e[3:], e[4:], e[5:]
         for i in range(n):
-            dst[i] = (e[i] + e[i + 1]) + (e[i + 2] + e[i + 3]) + (e[i + 4] + e[i + 5])
+            dst[i] = (e[i] + e1[i]) + (e2[i] + e3[i]) + (e4[i] + e5[i])
     else:
         for i in range(n):
             dst[i] = e[i]
         for k in range(1, w):
+            ek = e[k:]
             for i in range(n):
-                dst[i] += e[i + k]
+                dst[i] += ek[i]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -208,6 +218,20 @@ def _sum_rows(src, first, w, dst, n):
             a = src[first + k]
             for i in range(n):
                 dst[i] += a[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _accumulate(acc, wsum, weight, source, n):
+    """``acc += weight * source`` and ``wsum += weight`` on the first ``n`` values.
+
+    Every array starts at the first value used (slices, not offsets): a loop
+    with offset indices keeps numba's negative-index check, which stops the
+    compiler from using vector instructions.
+    """
+    for i in range(n):
+        w = weight[i]
+        acc[i] += w * np.float64(source[i])
+        wsum[i] += w
 
 
 @jit
@@ -252,11 +276,11 @@ def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, 
                     # sums along x of the squared differences, for rows by0 + sy ...
                     for r in range(ny + wy - 1):
                         yq = by0 + sy + r
-                        a = u[zq, yq]
-                        b = u[zq + tz, yq + ty]
                         xa = bx0 + sx
+                        a = u[zq, yq, xa:]
+                        b = u[zq + tz, yq + ty, xa + tx:]
                         for i in range(nx + wx - 1):
-                            diff = np.float64(a[xa + i]) - np.float64(b[xa + tx + i])
+                            diff = np.float64(a[i]) - np.float64(b[i])
                             e[i] = diff * diff - var2
                         _sum_shifted(e, rows[r], nx, wx)
                     # ... then along y
@@ -276,21 +300,11 @@ def _fast_slab(u, kz0, kz1, ky0, ky1, kx0, kx1, sz, sy, sx, wz, wy, wx, dz, dy, 
                             weight[i] = zero if d > DISTANCE_CUTOFF else w
                         y2 = y + ty
                         if kz0 <= z < kz1 and ky0 <= y < ky1:
-                            a_row = acc[z - az, y - ay]
-                            w_row = wsum[z - az, y - ay]
-                            source = u[z2, y2]
-                            for x in range(kx0, kx1):
-                                w = weight[x - bx0]
-                                a_row[x - ax] += w * np.float64(source[x + tx])
-                                w_row[x - ax] += w
+                            _accumulate(acc[z - az, y - ay, kx0 - ax:], wsum[z - az, y - ay, kx0 - ax:],
+                                        weight[kx0 - bx0:], u[z2, y2, kx0 + tx:], kx1 - kx0)
                         if kz0 <= z2 < kz1 and ky0 <= y2 < ky1:
-                            a_row = acc[z2 - az, y2 - ay]
-                            w_row = wsum[z2 - az, y2 - ay]
-                            source = u[z, y]
-                            for x in range(kx0 - tx, kx1 - tx):
-                                w = weight[x - bx0]
-                                a_row[x + tx - ax] += w * np.float64(source[x])
-                                w_row[x + tx - ax] += w
+                            _accumulate(acc[z2 - az, y2 - ay, kx0 - ax:], wsum[z2 - az, y2 - ay, kx0 - ax:],
+                                        weight[kx0 - tx - bx0:], u[z, y, kx0 - tx:], kx1 - kx0)
                 progress[slot] += 1
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .borders import as_3d, jit
@@ -113,84 +114,143 @@ def pairwise_pieces(n: int, parts: int):
     return pieces, combine
 
 
+# The row loops below run over slices with ``for i in range(n)``: a loop from a
+# nonzero start over a whole row keeps numba's negative-index check, which
+# stops the compiler from using vector instructions.
 @jit
 def _divergence(image, pz, py, px, out, buf, nd, ihz, ihy, ihx, lo, hi, first):
-    """``d`` (into ``buf``) and ``out = image + d`` on flat voxels ``lo:hi``; returns Σ d²."""
+    """``d`` (into ``buf``) and ``out = image + d`` on flat voxels ``lo:hi``; returns Σ d².
+
+    Row by row, in short loops without branches: ``d`` is built in
+    ``buf``'s row term by term, in the order scikit-image adds the terms,
+    then ``out`` is written.
+    """
     nz, ny, nx = out.shape
     flat_buf = buf.reshape(-1)
-    if first:  # iteration 0: d = 0, out = image
-        for r in range(lo // nx, (hi - 1) // nx + 1):
-            z = r // ny
-            y = r - z * ny
-            for x in range(max(0, lo - r * nx), min(nx, hi - r * nx)):
-                out[z, y, x] = np.float32(image[z, y, x])
-                buf[z, y, x] = np.float32(0.0)
-        return _pairwise(flat_buf, lo, hi - lo, True)
-    for r in range(lo // nx, (hi - 1) // nx + 1):
-        z = r // ny
-        y = r - z * ny
-        x0 = max(0, lo - r * nx)
-        x1 = min(nx, hi - r * nx)
-        prev_z = nd == 3 and z >= 1
-        prev_y = nd >= 2 and y >= 1
-        for x in range(x0, x1):
-            # -(p_0 + p_1 + p_2), summed over the real axes in order
-            if nd == 3:
-                s = pz[z, y, x] * ihz + py[z, y, x] * ihy
-                s = s + px[z, y, x] * ihx
-            elif nd == 2:
-                s = py[z, y, x] * ihy + px[z, y, x] * ihx
-            else:
-                s = px[z, y, x] * ihx
-            d = -s
-            if prev_z:
-                d = d + pz[z - 1, y, x] * ihz
-            if prev_y:
-                d = d + py[z, y - 1, x] * ihy
-            if x >= 1:
-                d = d + px[z, y, x - 1] * ihx
-            buf[z, y, x] = d
-            out[z, y, x] = np.float32(image[z, y, x]) + d
-    return _pairwise(flat_buf, lo, hi - lo, True)
-
-
-@jit
-def _project(pz, py, px, out, buf, nd, ihz, ihy, ihx, tau, scale, lo, hi):
-    """Gradient of ``out``, its norm (into ``buf``) and the update of ``p``; returns Σ norm."""
-    nz, ny, nx = out.shape
-    one = np.float32(1.0)
     zero = np.float32(0.0)
     for r in range(lo // nx, (hi - 1) // nx + 1):
         z = r // ny
         y = r - z * ny
         x0 = max(0, lo - r * nx)
         x1 = min(nx, hi - r * nx)
-        next_z = nd == 3 and z < nz - 1
-        next_y = nd >= 2 and y < ny - 1
-        for x in range(x0, x1):
-            o = out[z, y, x]
-            gx = (out[z, y, x + 1] - o) * ihx if x < nx - 1 else zero
-            if nd == 3:
-                gz = (out[z + 1, y, x] - o) * ihz if next_z else zero
-                gy = (out[z, y + 1, x] - o) * ihy if next_y else zero
-                n2 = gz * gz + gy * gy
-                n2 = n2 + gx * gx
-            elif nd == 2:
-                gz = zero
-                gy = (out[z, y + 1, x] - o) * ihy if next_y else zero
-                n2 = gy * gy + gx * gx
+        n = x1 - x0
+        source = image[z, y, x0:x1]
+        d = buf[z, y, x0:x1]
+        o = out[z, y, x0:x1]
+        if first:  # iteration 0: d = 0, out = image
+            for i in range(n):
+                d[i] = zero
+                o[i] = np.float32(source[i])
+            continue
+        qx = px[z, y, x0:x1]
+        # -(p_0 + p_1 + p_2), summed over the real axes in order
+        if nd == 3:
+            qz = pz[z, y, x0:x1]
+            qy = py[z, y, x0:x1]
+            for i in range(n):
+                s = qz[i] * ihz + qy[i] * ihy
+                s = s + qx[i] * ihx
+                d[i] = -s
+        elif nd == 2:
+            qy = py[z, y, x0:x1]
+            for i in range(n):
+                d[i] = -(qy[i] * ihy + qx[i] * ihx)
+        else:
+            for i in range(n):
+                d[i] = -(qx[i] * ihx)
+        if nd == 3 and z >= 1:
+            previous = pz[z - 1, y, x0:x1]
+            for i in range(n):
+                d[i] = d[i] + previous[i] * ihz
+        if nd >= 2 and y >= 1:
+            previous = py[z, y - 1, x0:x1]
+            for i in range(n):
+                d[i] = d[i] + previous[i] * ihy
+        # + p_x[x - 1] from x = 1 on
+        skip = 1 if x0 == 0 else 0
+        left = px[z, y, x0 + skip - 1:x1 - 1]
+        d_right = d[skip:]
+        for i in range(n - skip):
+            d_right[i] = d_right[i] + left[i] * ihx
+        for i in range(n):
+            o[i] = np.float32(source[i]) + d[i]
+    return _pairwise(flat_buf, lo, hi - lo, True)
+
+
+#: As ``jit``, with division by zero giving IEEE infinities (numpy's rule) instead
+#: of a Python exception, whose check would keep the division loops scalar.
+_jit_ieee = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False, error_model="numpy")
+
+
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _update(q, g, denominator, tau, n):
+    """``q = (q - tau g) / denominator`` on the first ``n`` values."""
+    for i in range(n):
+        q[i] = (q[i] - tau * g[i]) / denominator[i]
+
+
+@_jit_ieee
+def _project(pz, py, px, out, buf, nd, ihz, ihy, ihx, tau, scale, lo, hi):
+    """Gradient of ``out``, its norm (into ``buf``) and the update of ``p``; returns Σ norm.
+
+    Row by row: the gradient's components go to three short rows (0 on the
+    last voxel of an axis), then short branch-free loops update ``p``.
+    """
+    nz, ny, nx = out.shape
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    gz = np.zeros(nx, np.float32)
+    gy = np.zeros(nx, np.float32)
+    gx = np.zeros(nx, np.float32)
+    denominator = np.ones(nx, np.float32)
+    for r in range(lo // nx, (hi - 1) // nx + 1):
+        z = r // ny
+        y = r - z * ny
+        x0 = max(0, lo - r * nx)
+        x1 = min(nx, hi - r * nx)
+        n = x1 - x0
+        o = out[z, y, x0:x1]
+        norm_row = buf[z, y, x0:x1]
+        # gx on the row's voxels that have a right neighbour, 0 on the row's last
+        inner = min(x1, nx - 1) - x0
+        right = out[z, y, x0 + 1:x0 + 1 + max(inner, 0)]
+        for i in range(inner):
+            gx[i] = (right[i] - o[i]) * ihx
+        if x1 == nx:
+            gx[n - 1] = zero
+        if nd >= 2:
+            if y < ny - 1:
+                following = out[z, y + 1, x0:x1]
+                for i in range(n):
+                    gy[i] = (following[i] - o[i]) * ihy
             else:
-                gz = zero
-                gy = zero
-                n2 = gx * gx
-            norm = np.sqrt(n2)
-            buf[z, y, x] = norm
-            denominator = norm * scale + one
-            px[z, y, x] = (px[z, y, x] - tau * gx) / denominator
-            if nd >= 2:
-                py[z, y, x] = (py[z, y, x] - tau * gy) / denominator
-            if nd == 3:
-                pz[z, y, x] = (pz[z, y, x] - tau * gz) / denominator
+                for i in range(n):
+                    gy[i] = zero
+        if nd == 3:
+            if z < nz - 1:
+                following = out[z + 1, y, x0:x1]
+                for i in range(n):
+                    gz[i] = (following[i] - o[i]) * ihz
+            else:
+                for i in range(n):
+                    gz[i] = zero
+        if nd == 3:
+            for i in range(n):
+                n2 = gz[i] * gz[i] + gy[i] * gy[i]
+                norm_row[i] = np.sqrt(n2 + gx[i] * gx[i])
+        elif nd == 2:
+            for i in range(n):
+                norm_row[i] = np.sqrt(gy[i] * gy[i] + gx[i] * gx[i])
+        else:
+            for i in range(n):
+                norm_row[i] = np.sqrt(gx[i] * gx[i])
+        for i in range(n):
+            denominator[i] = norm_row[i] * scale + one
+        _update(px[z, y, x0:x1], gx, denominator, tau, n)
+        if nd >= 2:
+            _update(py[z, y, x0:x1], gy, denominator, tau, n)
+        if nd == 3:
+            _update(pz[z, y, x0:x1], gz, denominator, tau, n)
     return _pairwise(buf.reshape(-1), lo, hi - lo, False)
 
 
