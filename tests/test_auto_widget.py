@@ -42,8 +42,8 @@ def test_auto_denoise_dock_adds_the_result_with_report_and_recipe(viewer, dock, 
     np.testing.assert_array_equal(direct, result.data)
     np.testing.assert_array_equal(result.scale, source.scale)
     # the dock shows the model and one plot per method
-    assert widget.noise.value.startswith("Noise: Poisson–Gaussian")
-    assert widget.chosen.value.startswith(f"Chosen: {nd._registry.by_name(report['method']).display_name}")
+    assert widget.noise.value.startswith("Poisson–Gaussian, gain = ")
+    assert widget.chosen.value.startswith(nd._registry.by_name(report["method"]).display_name + " (")
     assert len(widget.plot.figure.axes) == 3
     assert not widget.plot.canvas.isHidden()
 

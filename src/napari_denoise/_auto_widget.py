@@ -50,9 +50,9 @@ _METHOD_CHOICES = list(DEFAULT_METHODS) + [name for name in DEFAULT_GRIDS if nam
 def describe_noise_model(model) -> str:
     """One line for a user: the model's kind and numbers, in the image's units."""
     if model.kind == "gaussian":
-        return f"Noise: Gaussian, σ = {format_value(model.read_sigma)}"
+        return f"Gaussian, σ = {format_value(model.read_sigma)}"
     return (
-        f"Noise: Poisson–Gaussian, gain = {format_value(model.gain)}, offset = {format_value(model.offset)}, "
+        f"Poisson–Gaussian, gain = {format_value(model.gain)}, offset = {format_value(model.offset)}, "
         f"read σ = {format_value(model.read_sigma)} (stabilised before denoising)"
     )
 
@@ -198,8 +198,10 @@ class AutoDenoiseWidget(Container):
         self.methods.native.setMaximumHeight(110)
         self.process_as = ComboBox(name="process_as", label="process as", choices=[VOLUME, PLANES], value=VOLUME)
         self.process_as.tooltip = "For a layer with three spatial axes: denoise the volume or each 2D plane."
-        self.noise = Label(name="noise", value="")
-        self.chosen = Label(name="chosen", value="")
+        self.noise = Label(name="noise", label="noise", value="")
+        self.chosen = Label(name="chosen", label="chosen", value="")
+        for label in (self.noise, self.chosen):
+            label.native.setWordWrap(True)
         self._run_button = PushButton(name="run_button", text="Run")
         self._cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self.extend([self.image, self.methods, self.process_as, self._run_button, self._cancel_button,
@@ -293,7 +295,7 @@ class AutoDenoiseWidget(Container):
             else:
                 self._add_result(layer, axes, *outcome.value)
 
-        self.noise.value = "Fitting the noise model and calibrating…"
+        self.noise.value = "fitting the noise model and calibrating…"
         self.chosen.value = ""
         return self._runs.start(make_steps, description=f"{title}: {layer.name}", on_outcome=on_outcome)
 
@@ -309,7 +311,7 @@ class AutoDenoiseWidget(Container):
         }
         self.noise.value = describe_noise_model(report.noise_model)
         settings = ", ".join(f"{k} {format_value(v)}" for k, v in report.parameters.items() if k != "noise_model")
-        self.chosen.value = f"Chosen: {spec.display_name} ({settings}) in {report.seconds:.0f} s"
+        self.chosen.value = f"{spec.display_name} ({settings}), lowest loss; {report.seconds:.0f} s"
         self.plot.show(report)
         self.plot.canvas.setVisible(True)
         if self._viewer is None:
