@@ -151,7 +151,7 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     rng = np.random.default_rng(5)
     clean = np.pad(clean_plane(size=256), ((0, 128), (0, 128)), mode="reflect")
     noisy = (clean + rng.normal(0, 0.1, (384, 384))).astype(np.float32)
-    # 3 × 4 = 12 candidates: searched one parameter at a time within the budget of 10
+    # 3 × 5 = 15 candidates: searched one parameter at a time within the budget of 10
     result = nd.calibrate(nd.bilateral, noisy)
     assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
     assert set(calls) == {crop_shape((384, 384))} == {(256, 256)}

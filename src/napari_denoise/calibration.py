@@ -105,11 +105,11 @@ DEFAULT_GRIDS: dict[str, Callable[[CropInfo], dict[str, list]]] = {
     "median": lambda c: {"size": _scaled([3, 5, 7, 9], c.pixel)},
     "bilateral": lambda c: {
         "sigma_spatial": _scaled([1.0, 2.0, 3.0], c.pixel),
-        "sigma_intensity": _scaled([1.0, 2.0, 4.0, 8.0], c.noise),
+        "sigma_intensity": _scaled([1.0, 2.0, 4.0, 8.0, 16.0], c.noise),
     },
     "total_variation": lambda c: {"weight": _scaled([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0], c.noise)},
     "wavelet": lambda c: {"sigma": _scaled([0.5, 0.75, 1.0, 1.5, 2.0], c.noise)},
-    "non_local_means": lambda c: {"h": _scaled([0.3, 0.45, 0.6, 0.8, 1.0, 1.3], c.noise)},
+    "non_local_means": lambda c: {"h": _scaled([0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3], c.noise)},
     "block_matching": lambda c: {"sigma": _scaled([0.5, 0.75, 1.0, 1.25, 1.5, 2.0], c.noise)},
 }
 
