@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from . import _scheduler
 from ._params import as_image, is_lazy, resolve_spacing, resolve_spatial_axes
