@@ -95,3 +95,17 @@ def test_edge_filters_have_no_calibrate_button(viewer, dock):
     widget = dock("Sobel")
     assert widget._calibrator is None
     assert "calibrate_button" not in [w.name for w in widget]
+
+
+def test_closing_the_widget_stops_a_calibration(viewer, dock, qtbot):
+    _, noisy = _blobs_2d(seed=2)
+    viewer.add_image(np.tile(noisy, (4, 4)), name="noisy")
+    widget = dock("Non-local means")
+    widget.image.value = viewer.layers["noisy"]
+    calibrator = widget._calibrator
+    assert calibrator.run() is not None
+    token = calibrator._runs.token
+    viewer.window.remove_dock_widget(widget.native)
+    widget.native.deleteLater()
+    qtbot.waitUntil(lambda: token.cancelled, timeout=10_000)
+    qtbot.waitUntil(lambda: not calibrator.running, timeout=60_000)

@@ -401,6 +401,8 @@ class CalibrateButton:
             )
 
         def on_outcome(outcome):
+            if not getattr(widget, "_alive", True):
+                return  # the widget was closed meanwhile: no fields to fill
             if outcome.error is not None:
                 show_error(f"{title} failed: {outcome.error}")
             elif outcome.cancelled:
@@ -449,4 +451,7 @@ def attach_calibrate_button(widget) -> CalibrateButton | None:
     calibrator = CalibrateButton(widget)
     names = [w.name for w in widget]
     widget.insert(names.index("run_button"), calibrator.button)
+    # Closing the widget stops a calibration in flight (the token holds no widget).
+    token_of = calibrator._runs
+    widget.native.destroyed.connect(lambda *_: token_of.cancel())
     return calibrator
