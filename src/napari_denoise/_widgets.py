@@ -31,6 +31,7 @@ from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QSizePolicy
 
 from ._auto_values import auto_texts, sample_noise, uses_noise_level
+from ._auto_widget import attach_calibrate_button
 from ._controls import Control, align_labels, label_text, make_controls, tooltip_text
 from ._layer_axes import axes_of_layer
 from ._params import as_image, is_lazy
@@ -150,6 +151,8 @@ class FilterWidget(Container):
                             widgets=[self._run_button, self._cancel_button, self._reset_button])
         for box in (self._form, toggles, buttons):
             box.margins = (0, 0, 0, 0)
+        # Calibrate button (one-filter denoiser docks): its logic lives in _auto_widget.
+        self._calibrator = None if self.specs else attach_calibrate_button(self, buttons)
         self._named = {
             w.name: w
             for w in (self._image, self._process_as, self._update_result, self._preview, self._info,
