@@ -30,17 +30,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from .recipes import Recipe, RecipeError, apply_recipe, load_recipe, recipe_of, save_recipe  # noqa: E402
 from ._batch import apply_to_files  # noqa: E402
+from .calibration import CalibrationResult, calibrate  # noqa: E402
 
 __all__ = [
     *filters.__all__,
     "Cancelled",
     "CancelToken",
+    "CalibrationResult",
     "Cost",
     "FilterOp",
     "Recipe",
     "RecipeError",
     "apply_recipe",
     "apply_to_files",
+    "calibrate",
     "load_recipe",
     "recipe_of",
     "save_recipe",

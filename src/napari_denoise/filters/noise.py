@@ -155,7 +155,8 @@ NOISE_KINDS = ("gaussian", "poisson-gaussian")
 
 #: The noise counts as Gaussian (signal-independent) when its standard
 #: deviation changes by less than this factor between the darkest and the
-#: brightest percent of the image's local means: stabilising it would then
+#: brightest level sets of the fit (or its slope is within three standard
+#: errors of zero): stabilising it would then
 #: change the image by an almost affine map, i.e. change nothing.
 GAUSSIAN_STD_RATIO = 1.1
 
@@ -345,21 +346,32 @@ def _bins(stats, mask):
     unclipped = keep & (clipped <= _MAX_CLIPPED_SHARE)
     if np.count_nonzero(unclipped) >= 3:
         keep = unclipped
+    if np.count_nonzero(keep) < 2:
+        return None
     return levels[keep], variances[keep], count[keep]
 
 
 def _line(levels, variances, counts):
-    """Weighted least-squares line variance = a·level + b, bins weighted by 1/Var(estimate)."""
-    # Var(mean of d²) ≈ 2 V² / N; floored so that noise-free (dark, flat)
-    # bins, exact as they are, do not outweigh every other bin.
+    """Weighted least-squares line variance = a·level + b, and the standard error of a.
+
+    Bins are weighted by 1/Var(estimate): the mean of N squared details of
+    variance V has variance 2 V² / N.
+    """
+    # Floored so that noise-free (dark, flat) bins, exact as they are, do not
+    # outweigh every other bin.
     floor = max(0.05 * float(np.mean(variances)), 1e-300)
-    weights = counts / np.maximum(variances, floor) ** 2
+    weights = counts / (2.0 * np.maximum(variances, floor) ** 2)
+    if np.ptp(levels) == 0:
+        return 0.0, float(np.average(variances, weights=counts)), np.inf
     root = np.sqrt(weights)
     design = np.stack([levels, np.ones_like(levels)], axis=1)
-    if np.ptp(levels) == 0:
-        return 0.0, float(np.average(variances, weights=counts))
     (a, b), *_ = np.linalg.lstsq(design * root[:, None], variances * root, rcond=None)
-    return float(a), float(b)
+    normal = design.T @ (design * weights[:, None])
+    try:
+        slope_error = float(np.sqrt(max(np.linalg.inv(normal)[0, 0], 0.0)))
+    except np.linalg.LinAlgError:
+        slope_error = np.inf
+    return float(a), float(b), slope_error
 
 
 def _fit(stats: dict) -> NoiseModel:
@@ -372,25 +384,30 @@ def _fit(stats: dict) -> NoiseModel:
         if bins is None:
             break
         levels, variances, counts = bins
-        a, b = _line(levels, variances, counts)
+        a, b, slope_error = _line(levels, variances, counts)
         # Bins far above the line hold texture the smoothness test missed.
         spread = np.sqrt(2.0 / counts) * np.maximum(variances, 0.05 * float(np.mean(variances)))
         residual = (variances - (a * levels + b)) / np.maximum(spread, 1e-300)
         inliers = residual < 3.0
         if 3 <= np.count_nonzero(inliers) < inliers.size:
             levels, variances, counts = levels[inliers], variances[inliers], counts[inliers]
-            a, b = _line(levels, variances, counts)
-        fitted = (a, b, levels, variances, counts)
+            a, b, slope_error = _line(levels, variances, counts)
+        fitted = (a, b, slope_error, levels, variances, counts)
         expected = np.maximum(a * stats["level"] + b, 1e-300) / 2**n
         mask = usable & (stats["spread"] < _SMOOTH_SPREAD * expected)
     if fitted is None:
         return None
-    a, b, levels, variances, counts = fitted
-    low, high = np.quantile(stats["level"], [0.01, 0.99])
+    a, b, slope_error, levels, variances, counts = fitted
+    # The signal range is that of the level sets' own means: the neighbours'
+    # means that the blocks were sorted by also hold noise, which would widen
+    # the range of an image with no signal to speak of.
     offset = float(levels.min())
-    dark = a * low + b
-    bright = a * high + b
-    if a <= 0 or dark > 0 and bright < GAUSSIAN_STD_RATIO**2 * dark:
+    dark = a * levels.min() + b
+    bright = a * levels.max() + b
+    # Gaussian unless the slope is both significant (three standard errors:
+    # with a flat signal the level sets span almost no range and the slope
+    # is noise) and large enough to change the noise level by 10 %.
+    if a <= 3.0 * slope_error or dark > 0 and bright < GAUSSIAN_STD_RATIO**2 * dark:
         sigma = float(np.sqrt(max(np.average(variances, weights=counts), 0.0)))
         return NoiseModel.gaussian(sigma, offset)
     read_variance = a * offset + b
@@ -436,7 +453,8 @@ def estimate_noise_model(image, *, spatial_axes=None) -> NoiseModel:
     NoiseModel
         ``gain``, ``offset``, ``read_sigma`` in the image's units and ``kind``
         (``"gaussian"`` when the noise standard deviation varies by less than
-        10 % between the darkest and brightest percent of the image).
+        10 % between the darkest and brightest smooth level sets, or the
+        growth is not statistically significant).
 
     Notes
     -----

@@ -1,0 +1,669 @@
+"""Self-supervised calibration: choose a denoiser's parameters from the noisy image alone.
+
+A denoiser ``f`` is *J-invariant* when its output at a pixel does not depend
+on that pixel's own noisy value. For such an ``f`` and noise independent from
+pixel to pixel, the mean squared difference between ``f(x)`` and the noisy
+image ``x`` equals the mean squared error against the unseen clean image plus
+the noise variance, a constant: the parameters minimising it are those that
+minimise the true error (Batson & Royer 2019, "Noise2Self").
+
+Any denoiser is made J-invariant on a set of pixels J by replacing those
+pixels, before denoising, with a value computed from their neighbours only,
+and reading its output only there (the masking scheme of scikit-image's
+``calibrate_denoiser``). The value here is the neighbours' mean plus fresh
+noise of the fitted noise model (:func:`noise_matched_mask`), so that the
+masked image is as noisy as the image the denoiser will get. Here J is one regular grid (every ``stride``-th
+voxel along each spatial axis, one phase), the same for every candidate, so
+each candidate costs one call of the denoiser on a representative crop of
+the image, and candidates differ only by what they change, not by which
+pixels they were scored on.
+
+* :func:`calibrate` — best parameters and the table of losses, with
+  ``progress(done, total)`` and ``cancel()`` like the filters.
+* :func:`calibration_steps` — the same as a generator yielding
+  ``(done, total)`` and taking a :class:`~napari_denoise.CancelToken`, for a
+  widget's worker thread.
+* :data:`DEFAULT_GRIDS` — the candidates tried for each denoiser when none
+  are given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from . import _scheduler
+from ._params import as_image, is_lazy, resolve_spacing, resolve_spatial_axes
+from .filters.noise import NoiseModel, noise_model_of_slice, noise_of_slice
+from .filters.stabilise import check_noise_model
+
+__all__ = [
+    "CalibrationResult",
+    "Trial",
+    "CropInfo",
+    "DEFAULT_GRIDS",
+    "calibrate",
+    "calibration_steps",
+    "default_grid",
+    "noise_matched_mask",
+    "representative_crop",
+]
+
+#: Voxels of the crop calibrated on, by number of spatial axes (more costs
+#: more calls' time, fewer gives a noisier loss).
+CROP_VOXELS = {1: 1 << 16, 2: 1 << 16, 3: 1 << 18}
+#: Fewest voxels a crop keeps along an axis (when the image has them).
+MIN_CROP_EXTENT = 16
+#: Distance between masked voxels along each spatial axis: one voxel in
+#: stride^k is scored. 4 leaves the denoiser an image 94 % (2-D) or 98 %
+#: (3-D) intact, as scikit-image's default.
+DEFAULT_STRIDE = 4
+#: Calls of the denoiser one calibration may make by default; larger grids
+#: are searched one parameter at a time (coordinate descent) within it.
+DEFAULT_MAX_CALLS = 10
+# Progress units per denoiser call.
+_CALL_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class CropInfo:
+    """What a grid of candidates may depend on: the crop's noise and geometry.
+
+    ``noise`` is the noise level the denoiser's intensity parameters are
+    measured against: the crop's estimated σ in its units, or 1 when the
+    denoiser runs on the variance-stabilised image. ``pixel`` is the smallest
+    voxel size (1 without spacing): lengths in grids are pixels × ``pixel``.
+    """
+
+    noise: float
+    ndim: int
+    pixel: float = 1.0
+    stabilised: bool = False
+
+
+def _scaled(factors, unit):
+    return [float(f) * unit for f in factors]
+
+
+#: Candidate parameters per denoiser, as functions of the crop
+#: (:class:`CropInfo`). Intensity parameters are multiples of the noise
+#: level, lengths multiples of the voxel size; the ranges bracket the
+#: oracle-best values found on 2-D and 3-D microscopy images with Gaussian
+#: and Poisson noise (bilateral's intensity σ up to 8 σ̂ and spatial σ 2–3
+#: px, NLM's h 0.3–0.4 σ̂ in 3-D, Gaussian σ ≈ 2.5 px in 2-D).
+DEFAULT_GRIDS: dict[str, Callable[[CropInfo], dict[str, list]]] = {
+    "gaussian": lambda c: {"sigma": _scaled([0.5, 0.75, 1.0, 1.5, 2.0, 3.0], c.pixel)},
+    "mean": lambda c: {"size": _scaled([3, 5, 7, 9], c.pixel)},
+    "median": lambda c: {"size": _scaled([3, 5, 7, 9], c.pixel)},
+    "bilateral": lambda c: {
+        "sigma_spatial": _scaled([1.0, 2.0, 3.0], c.pixel),
+        "sigma_intensity": _scaled([1.0, 2.0, 4.0, 8.0], c.noise),
+    },
+    "total_variation": lambda c: {"weight": _scaled([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0], c.noise)},
+    "wavelet": lambda c: {"sigma": _scaled([0.5, 0.75, 1.0, 1.5, 2.0], c.noise)},
+    "non_local_means": lambda c: {"h": _scaled([0.3, 0.45, 0.6, 0.8, 1.0, 1.3], c.noise)},
+    "block_matching": lambda c: {"sigma": _scaled([0.5, 0.75, 1.0, 1.25, 1.5, 2.0], c.noise)},
+}
+
+
+def default_grid(name: str, info: CropInfo) -> dict[str, list]:
+    """The candidates :data:`DEFAULT_GRIDS` gives denoiser ``name`` on a crop."""
+    if name not in DEFAULT_GRIDS:
+        raise ValueError(
+            f"parameters: no default candidates for {name!r}; give parameters={{name: [values]}}"
+        )
+    return DEFAULT_GRIDS[name](info)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One candidate: its parameters and self-supervised loss (mean squared, image units²)."""
+
+    parameters: Mapping[str, Any]
+    loss: float
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`calibrate` found.
+
+    Attributes
+    ----------
+    function : str
+        Public name of the denoiser.
+    best : dict
+        The candidate parameters with the lowest loss.
+    loss : float
+        That loss: mean squared difference between the J-invariant denoised
+        crop and the noisy crop on the scored voxels, in image units² (the
+        true mean squared error plus the noise variance).
+    trials : tuple of Trial
+        Every candidate evaluated, in the order evaluated.
+    fixed : dict
+        Keyword arguments held fixed (the noise model resolved to the
+        :class:`~napari_denoise.NoiseModel` fitted on the crop).
+    region : tuple of slice
+        Where the crop lies in the image (one slice per image axis).
+    noise : float
+        The noise level the grid was built on (see :class:`CropInfo`).
+    seconds : float
+        Wall-clock time of the calibration.
+    """
+
+    function: str
+    best: dict
+    loss: float
+    trials: tuple[Trial, ...]
+    fixed: dict = field(default_factory=dict)
+    region: tuple = ()
+    noise: float = float("nan")
+    seconds: float = 0.0
+
+    @property
+    def kwargs(self) -> dict:
+        """Keyword arguments to call the denoiser with: fixed ones and the best candidate."""
+        return {**self.fixed, **self.best}
+
+    def losses(self, name: str) -> list[tuple[Any, float]]:
+        """``(value, lowest loss over the other parameters)`` per candidate value of ``name``."""
+        best: dict = {}
+        for trial in self.trials:
+            value = trial.parameters[name]
+            key = repr(value)
+            if key not in best or trial.loss < best[key][1]:
+                best[key] = (value, trial.loss)
+        return sorted(best.values(), key=lambda pair: _sort_key(pair[0]))
+
+
+def _sort_key(value):
+    try:
+        return (0, float(np.max(value)), repr(value))
+    except (TypeError, ValueError):
+        return (1, 0.0, repr(value))
+
+
+# -- the crop ------------------------------------------------------------------------------
+def crop_shape(spatial_shape, spacing=None, voxels=None) -> tuple[int, ...]:
+    """Extents of a crop of about ``voxels`` voxels, as near a physical cube as fits.
+
+    Each axis gets a physical extent as equal as the image allows (the voxel
+    size is kept: nothing is resampled), at least :data:`MIN_CROP_EXTENT`
+    voxels (or the whole axis), at most the whole axis.
+    """
+    k = len(spatial_shape)
+    voxels = CROP_VOXELS.get(k, 1 << 19) if voxels is None else int(voxels)
+    spacing = (1.0,) * k if spacing is None else tuple(float(s) for s in spacing)
+    extent = [float(n) for n in spatial_shape]
+    fixed = [False] * k
+    # physical side length L of the cube: prod(L / spacing) = voxels, on the axes not yet fixed
+    for _ in range(k):
+        free = [a for a in range(k) if not fixed[a]]
+        if not free:
+            break
+        budget = voxels / math.prod(extent[a] for a in range(k) if fixed[a])
+        side = (budget * math.prod(spacing[a] for a in free)) ** (1 / len(free))
+        changed = False
+        for a in free:
+            want = side / spacing[a]
+            low = min(spatial_shape[a], MIN_CROP_EXTENT)
+            if want >= spatial_shape[a] or want <= low:
+                extent[a] = float(spatial_shape[a] if want >= spatial_shape[a] else low)
+                fixed[a] = changed = True
+            else:
+                extent[a] = want
+        if not changed:
+            break
+    return tuple(max(1, min(n, int(round(e)))) for n, e in zip(spatial_shape, extent))
+
+
+def representative_crop(piece: np.ndarray, shape) -> tuple[slice, ...]:
+    """The window of ``shape`` holding the most structure (largest spread of local means).
+
+    Up to 5 positions per axis are compared on 2×-block means, so a crop
+    with edges and flat areas is preferred over empty background.
+    """
+    starts = [
+        np.unique(np.linspace(0, n - s, min(5, n - s + 1)).astype(int)) for n, s in zip(piece.shape, shape)
+    ]
+    best, best_spread = None, -1.0
+    for start in itertools.product(*starts):
+        window = tuple(slice(a, a + s) for a, s in zip(start, shape))
+        values = np.asarray(piece[window], dtype=np.float64)
+        coarse = values[tuple(slice(None, None, 2) for _ in shape)]
+        spread = float(np.nanstd(coarse)) if coarse.size else 0.0
+        if spread > best_spread:
+            best, best_spread = window, spread
+    return best
+
+
+def _centre_crop(spatial_shape, shape) -> tuple[slice, ...]:
+    return tuple(slice((n - s) // 2, (n - s) // 2 + s) for n, s in zip(spatial_shape, shape))
+
+
+# -- the J-invariant mask --------------------------------------------------------------------
+def _grid_mask(shape, stride: int, phase) -> tuple[np.ndarray, ...]:
+    """Coordinates of the scored voxels: every ``stride``-th along each axis from ``phase``."""
+    ranges = [np.arange(p, n, stride) for p, n in zip(phase, shape)]
+    grids = np.meshgrid(*ranges, indexing="ij")
+    return tuple(g.ravel() for g in grids)
+
+
+def _neighbour_mean(crop: np.ndarray, coords, spacing) -> np.ndarray:
+    """Mean of the 3^k − 1 neighbours of the voxels at ``coords``, weighted by 1 / (physical distance)².
+
+    None of the neighbours is scored when stride ≥ 2, so the value never
+    depends on a scored voxel's own noise.
+    """
+    k = crop.ndim
+    spacing = (1.0,) * k if spacing is None else spacing
+    padded = np.pad(np.asarray(crop, np.float64), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
+    total = np.zeros(coords[0].shape, np.float64)
+    weights = 0.0
+    for offset in itertools.product((-1, 0, 1), repeat=k):
+        if not any(offset):
+            continue
+        w = 1.0 / sum((o * s) ** 2 for o, s in zip(offset, spacing))
+        total += w * padded[tuple(c + 1 + o for c, o in zip(coords, offset))]
+        weights += w
+    return total / weights
+
+
+def noise_matched_mask(crop: np.ndarray, coords, spacing, model: NoiseModel, rng) -> np.ndarray:
+    """``crop`` (float32) with the voxels at ``coords`` replaced by a J-invariant stand-in as noisy as they were.
+
+    The stand-in is the mean of the voxel's neighbours plus fresh Gaussian
+    noise. The neighbour mean alone is smoother than a noisy voxel: an
+    edge-preserving denoiser then sees a grid of calm voxels and the loss
+    prefers too little smoothing (measured: bilateral 1.9–3.4 dB and TV 0.5 dB
+    below the oracle on 2-D nuclei). The fresh noise has the variance that
+    makes the stand-in's error the noise of the model there: the noise
+    variance minus the interpolation error, estimated as the mean of
+    (neighbour mean − noisy)² − variance over the scored voxels (one number
+    for the whole crop, so its dependence on any one voxel is negligible).
+    With it the calibrated choice landed within 0.13 dB of the oracle's for
+    every denoiser on the same cases.
+    """
+    local = _neighbour_mean(crop, coords, spacing)
+    noisy = np.asarray(crop[coords], np.float64)
+    variance = model.variance(local)
+    interpolation_error = max(float(np.mean((local - noisy) ** 2 - variance)), 0.0) if local.size else 0.0
+    fresh = rng.normal(0.0, 1.0, local.size) * np.sqrt(np.maximum(variance - interpolation_error, 0.0))
+    out = np.array(crop, dtype=np.float32, copy=True)
+    out[coords] = local + fresh
+    return out
+
+
+# -- calibration -------------------------------------------------------------------------------
+def _resolve_function(function):
+    if isinstance(function, str):
+        from . import filters
+
+        if not hasattr(filters, function):
+            raise ValueError(f"function: no denoiser named {function!r} in napari_denoise")
+        function = getattr(filters, function)
+    if not callable(function) or not hasattr(function, "op"):
+        raise TypeError(
+            f"function: expected a napari_denoise filter (e.g. napari_denoise.bilateral), got {function!r}"
+        )
+    return function
+
+
+def _candidates(parameters: Mapping[str, Any], accepted) -> tuple[list[str], list[list]]:
+    if not isinstance(parameters, Mapping) or not parameters:
+        raise TypeError("parameters: expected a non-empty mapping {name: [candidate values]}")
+    names, values = [], []
+    for name, candidates in parameters.items():
+        if name not in accepted:
+            raise ValueError(f"parameters: {name!r} is not a parameter of the denoiser")
+        if isinstance(candidates, (str, bytes)) or not hasattr(candidates, "__iter__"):
+            candidates = [candidates]
+        candidates = list(candidates)
+        if not candidates:
+            raise ValueError(f"parameters: no candidates for {name!r}")
+        names.append(name)
+        values.append(candidates)
+    return names, values
+
+
+def _search(values: list[list], max_calls: int) -> Iterator[tuple[int, ...]]:
+    """Indices of the candidates to try: all of them, or coordinate descent within ``max_calls``.
+
+    The generator is sent the loss of each candidate it yields.
+    """
+    total = math.prod(len(v) for v in values)
+    if total <= max_calls:
+        for index in itertools.product(*(range(len(v)) for v in values)):
+            yield index
+        return
+    losses: dict[tuple[int, ...], float] = {}
+    current = tuple(len(v) // 2 for v in values)
+    while len(losses) < max_calls:
+        improved = False
+        for axis in range(len(values)):
+            for i in range(len(values[axis])):
+                index = current[:axis] + (i,) + current[axis + 1 :]
+                if index in losses:
+                    continue
+                if len(losses) >= max_calls:
+                    return
+                losses[index] = yield index
+            best = min((idx for idx in losses if idx[:axis] + idx[axis + 1 :] == current[:axis] + current[axis + 1 :]),
+                       key=losses.__getitem__)
+            if best != current:
+                current, improved = best, True
+        if not improved:
+            return
+
+
+def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict) -> dict:
+    """String noise models fitted once on the unmasked crop (the masked one would bias the fit)."""
+    value = kwargs.get("noise_model")
+    if value is None or isinstance(value, NoiseModel):
+        return kwargs
+    choice = check_noise_model(value)
+    if choice == "gaussian":
+        return kwargs
+    if "model" not in cache:
+        cache["model"] = noise_model_of_slice(crop)
+    model = cache["model"]
+    if choice == "auto" and model.kind == "gaussian" or (model.gain == 0 and model.read_sigma == 0):
+        return {**kwargs, "noise_model": "gaussian"}
+    return {**kwargs, "noise_model": model}
+
+
+def calibration_steps(
+    function,
+    image,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    spacing=None,
+    spatial_axes=None,
+    crop=None,
+    slice_index=None,
+    per_slice: bool = False,
+    fixed: Mapping[str, Any] | None = None,
+    stride: int = DEFAULT_STRIDE,
+    max_calls: int = DEFAULT_MAX_CALLS,
+    seed: int = 0,
+    workers: int | None = None,
+    token: _scheduler.CancelToken | None = None,
+):
+    """:func:`calibrate` as a generator: yields ``(done, total)``, returns its result.
+
+    Cancel through ``token`` (:class:`~napari_denoise.CancelToken`): the
+    denoiser call in flight stops within its kernels' polling time and
+    :class:`~napari_denoise.Cancelled` is raised.
+    """
+    started = time.perf_counter()
+    function = _resolve_function(function)
+    image = as_image(image)
+    axes = resolve_spatial_axes(image.ndim, spatial_axes)
+    spacing = resolve_spacing(spacing, len(axes))
+    stride = int(stride)
+    if stride < 2:
+        raise ValueError(f"stride: must be at least 2 (scored voxels may not neighbour each other), got {stride}")
+    if int(max_calls) < 1:
+        raise ValueError(f"max_calls: must be at least 1, got {max_calls}")
+    token = _scheduler.CancelToken() if token is None else token
+    accepted = inspect.signature(function.op).parameters
+    fixed = dict(fixed or {})
+    for name in fixed:
+        if name not in accepted or name in ("image", "spatial_axes", "spacing"):
+            raise ValueError(f"fixed: {name!r} is not a parameter the calibration can hold fixed")
+    lead_axes = [ax for ax in range(image.ndim) if ax not in axes]
+    lead_shape = tuple(image.shape[ax] for ax in lead_axes)
+    if per_slice:
+        indices = list(np.ndindex(*lead_shape))
+    else:
+        indices = [_check_slice_index(slice_index, lead_shape)]
+    if parameters is not None:
+        _candidates(parameters, accepted)  # fail before any work
+    results = []
+    for number, index in enumerate(indices):
+        result = yield from _calibrate_slice(
+            function, image, axes, lead_axes, index, spacing, parameters, accepted, crop, fixed,
+            stride, int(max_calls), seed, workers, token, number, len(indices),
+        )
+        results.append(result)
+    elapsed = time.perf_counter() - started
+    results = [_with_seconds(r, elapsed / len(results)) for r in results]
+    return results if per_slice else results[0]
+
+
+def _with_seconds(result: CalibrationResult, seconds: float) -> CalibrationResult:
+    from dataclasses import replace
+
+    return replace(result, seconds=seconds)
+
+
+def _check_slice_index(slice_index, lead_shape):
+    if slice_index is None:
+        return tuple(n // 2 for n in lead_shape)
+    index = (slice_index,) if np.isscalar(slice_index) else tuple(slice_index)
+    if len(index) != len(lead_shape) or any(not 0 <= int(i) < n for i, n in zip(index, lead_shape)):
+        raise ValueError(
+            f"slice_index: expected one index per non-spatial axis of shape {lead_shape}, got {slice_index!r}"
+        )
+    return tuple(int(i) for i in index)
+
+
+def _region(image, axes, lead_axes, index, crop, spacing):
+    """Full-dimensional slices of the crop, and the crop read as float32 (only it is read)."""
+    spatial_shape = tuple(image.shape[ax] for ax in axes)
+    if crop is None or crop == "auto":
+        shape = crop_shape(spatial_shape, spacing)
+        if is_lazy(image):
+            window = _centre_crop(spatial_shape, shape)  # reading the whole image to choose would defeat laziness
+        else:
+            piece = image[tuple(index[lead_axes.index(ax)] if ax in lead_axes else slice(None) for ax in range(image.ndim))]
+            window = representative_crop(piece, shape)
+    elif crop == "full" or crop is False:
+        window = tuple(slice(0, n) for n in spatial_shape)
+    else:
+        window = tuple(crop)
+        if len(window) != len(axes) or not all(isinstance(s, slice) for s in window):
+            raise ValueError(f"crop: expected 'auto', 'full' or one slice per spatial axis, got {crop!r}")
+        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, spatial_shape))
+        if any(s.stop - s.start < 3 for s in window):
+            raise ValueError(f"crop: every axis needs at least 3 voxels, got {crop!r}")
+    region = []
+    spatial = iter(window)
+    for ax in range(image.ndim):
+        region.append(slice(index[lead_axes.index(ax)], index[lead_axes.index(ax)] + 1) if ax in lead_axes else next(spatial))
+    data = image[tuple(region)]
+    data = np.asarray(data.compute() if hasattr(data, "compute") else data)
+    data = data.reshape([s.stop - s.start for s in window])
+    return tuple(region), data
+
+
+def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameters, accepted, crop, fixed,
+                     stride, max_calls, seed, workers, token, number, slices):
+    region, data = _region(image, axes, lead_axes, index, crop, spacing)
+    noisy = data.astype(np.float64)
+    model_cache: dict = {}
+    resolved_fixed = _resolve_noise_models(fixed, data, model_cache)
+    stabilised = isinstance(resolved_fixed.get("noise_model"), NoiseModel)
+    noise = 1.0 if stabilised else noise_of_slice(data)
+    if parameters is None:
+        info = CropInfo(noise, data.ndim, min(spacing) if spacing is not None else 1.0, stabilised)
+        parameters = default_grid(function.__name__, info)
+    names, values = _candidates(parameters, accepted)
+    rng = np.random.default_rng(seed)
+    phase = tuple(int(rng.integers(0, min(stride, n))) for n in data.shape)
+    coords = _grid_mask(data.shape, stride, phase)
+    mask_model = resolved_fixed["noise_model"] if stabilised else model_cache.get("model")
+    if mask_model is None:
+        mask_model = model_cache["model"] = noise_model_of_slice(data)
+    masked = noise_matched_mask(data, coords, spacing, mask_model, rng)
+    call_kwargs = {}
+    if "spacing" in accepted and spacing is not None:
+        call_kwargs["spacing"] = spacing
+    call_kwargs["spatial_axes"] = tuple(range(data.ndim))
+
+    planned = min(max_calls, math.prod(len(v) for v in values))
+    total = slices * planned * _CALL_STEPS
+    trials = []
+    search = _search(values, max_calls)
+    loss = None
+    while True:
+        try:
+            choice = search.send(loss) if trials else next(search)
+        except StopIteration:
+            break
+        candidate = {name: vals[i] for name, vals, i in zip(names, values, choice)}
+        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache)
+        op = function.op(masked, **call_kwargs, **kwargs)
+        start = (number * planned + len(trials)) * _CALL_STEPS
+        run = _scheduler.steps(op, masked, workers=workers, token=token)
+        try:
+            while True:
+                done, call_total = next(run)
+                yield (start + (_CALL_STEPS * done // call_total if call_total else 0), total)
+        except StopIteration as stop:
+            out = stop.value
+        residual = np.asarray(out, np.float64)[coords] - noisy[coords]
+        loss = float(np.mean(residual * residual)) if residual.size else float("nan")
+        trials.append(Trial(candidate, loss))
+        yield (start + _CALL_STEPS, total)
+    if token.cancelled:
+        raise _scheduler.Cancelled(f"calibrate {function.__name__}: cancelled")
+    yield ((number + 1) * planned * _CALL_STEPS, total)  # the search may stop before its budget
+    finite = [t for t in trials if np.isfinite(t.loss)]
+    best = min(finite or trials, key=lambda t: t.loss)
+    return CalibrationResult(
+        function=function.__name__,
+        best=dict(best.parameters),
+        loss=best.loss,
+        trials=tuple(trials),
+        fixed=resolved_fixed,
+        region=region,
+        noise=noise,
+    )
+
+
+def calibrate(
+    function,
+    image,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    spacing=None,
+    spatial_axes=None,
+    crop=None,
+    slice_index=None,
+    per_slice: bool = False,
+    fixed: Mapping[str, Any] | None = None,
+    stride: int = DEFAULT_STRIDE,
+    max_calls: int = DEFAULT_MAX_CALLS,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel=None,
+):
+    """Choose a denoiser's parameters by self-supervised (J-invariant) loss on a crop.
+
+    The clean image is never used: each candidate denoises a crop in which one
+    voxel in ``stride``^k has been replaced by the mean of its neighbours plus
+    fresh noise of the crop's noise model, and is scored by the mean squared difference to the noisy voxels there, which
+    is the true error plus a constant (Batson & Royer 2019).
+
+    Parameters
+    ----------
+    function : callable or str
+        A napari_denoise denoiser (``napari_denoise.bilateral``) or its name.
+    image : array_like or dask array
+        The noisy image. Dask input: only the crop is read.
+    parameters : mapping, optional
+        ``{name: [candidate values]}``, in the units the function takes them
+        (lengths in the units of ``spacing``). Default: the function's
+        :data:`DEFAULT_GRIDS` entry, scaled to the crop's noise level (1 on
+        a stabilised image) and voxel size.
+    spacing : sequence of float, optional
+        Voxel size along each spatial axis; kept (the crop is not
+        resampled) and passed to denoisers that take it.
+    spatial_axes : sequence of int, optional
+        Axes forming one image (default: all of a 2-D/3-D image, the last
+        three otherwise).
+    crop : 'auto', 'full' or tuple of slice, optional
+        Region of the spatial axes to calibrate on. 'auto' (default): about
+        2^16 voxels in 2-D, 2^18 in 3-D, as near a physical cube as the
+        image allows, at the position with the most structure (dask input:
+        the centre, so that only it is read). 'full': the whole slice.
+    slice_index : int or tuple of int, optional
+        Which time point / channel to calibrate on (one index per
+        non-spatial axis). Default: the middle one of each.
+    per_slice : bool, default False
+        Calibrate every slice over the non-spatial axes and return a list.
+    fixed : mapping, optional
+        Keyword arguments held fixed for every candidate (e.g.
+        ``{"noise_model": "poisson"}``: the model is fitted once on the
+        unmasked crop, and intensity candidates are in units of its σ).
+    stride : int, default 4
+        Distance between scored voxels along each axis (at least 2).
+    max_calls : int, default 10
+        Most denoiser calls: a larger grid is searched one parameter at a
+        time from its middle (coordinate descent) within this budget.
+    seed : int, default 0
+        Chooses the phase of the scored grid.
+    workers : int, optional
+        Threads per denoiser call (default: every core).
+    progress : callable, optional
+        ``progress(done, total)`` as the calls advance.
+    cancel : callable or CancelToken, optional
+        Polled while denoising (every 50 ms); when it returns True (or the
+        token is cancelled) the calibration stops and
+        :class:`~napari_denoise.Cancelled` is raised.
+
+    Returns
+    -------
+    CalibrationResult or list of CalibrationResult
+        ``best`` parameters, their ``loss``, every ``trials`` entry, and
+        ``kwargs`` to call the denoiser with (one result per slice with
+        ``per_slice``).
+
+    Notes
+    -----
+    Cost: at most ``max_calls`` calls of the denoiser on the crop, plus
+    reading the crop and a pass of neighbour means; the loss of every
+    candidate is computed on the same voxels. The J-invariant denoiser sees
+    a slightly degraded image, so it is a little worse than the denoiser
+    itself, alike for every candidate.
+
+    References
+    ----------
+    J. Batson and L. Royer, "Noise2Self: blind denoising by
+    self-supervision", ICML 2019. scikit-image's
+    ``skimage.restoration.calibrate_denoiser``.
+    """
+    if isinstance(cancel, _scheduler.CancelToken):
+        token, poll = cancel, None
+    else:
+        token, poll = _scheduler.CancelToken(), cancel
+    steps = calibration_steps(
+        function, image, parameters=parameters, spacing=spacing, spatial_axes=spatial_axes, crop=crop,
+        slice_index=slice_index, per_slice=per_slice, fixed=fixed, stride=stride, max_calls=max_calls,
+        seed=seed, workers=workers, token=token,
+    )
+    return drive(steps, token, progress, poll)
+
+
+def drive(steps, token, progress=None, poll=None):
+    """Run a ``(done, total)`` generator to its result with callbacks (as the scheduler's ``run``)."""
+    last = None
+    try:
+        while True:
+            step = next(steps)
+            if progress is not None and step != last:
+                progress(*step)
+            last = step
+            if poll is not None and poll():
+                token.cancel()
+    except StopIteration as stop:
+        return stop.value

@@ -1,0 +1,219 @@
+"""Self-supervised (J-invariant) calibration against oracle sweeps on the clean image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import napari_denoise as nd
+from napari_denoise import _scheduler
+from napari_denoise.calibration import DEFAULT_GRIDS, crop_shape
+
+from _numeric_helpers import load, psnr
+
+SPACING = (0.29, 0.26, 0.26)  # the nuclei stack's voxel size (µm)
+
+
+def clean_plane(index=30, size=192):
+    """A real nuclei plane, smoothed (the raw data are noisy themselves), scaled to [0, 1]."""
+    plane = load("cells3d_nuclei.npz")[index, :size, :size].astype(np.float64)
+    plane = ndimage.gaussian_filter(plane, 1.0)
+    return (plane - plane.min()) / np.ptp(plane)
+
+
+def oracle_gap(function, clean, noisy, result, **kwargs):
+    """dB between the best candidate against the clean image and the calibrated one."""
+    scores = {repr(t.parameters): psnr(clean, function(noisy, **kwargs, **result.fixed, **t.parameters), 1.0)
+              for t in result.trials}
+    return max(scores.values()) - scores[repr(result.best)], scores
+
+
+@pytest.mark.parametrize(
+    "name, parameters",
+    [
+        ("gaussian", {"sigma": [0.5, 1.0, 1.5, 2.5, 4.0]}),
+        ("total_variation", None),
+        ("bilateral", {"sigma_spatial": [1.0, 2.0], "sigma_intensity": [0.05, 0.1, 0.2, 0.4, 0.8]}),
+        ("non_local_means", None),
+    ],
+)
+def test_2d_gaussian_noise_picks_near_the_oracle(name, parameters):
+    rng = np.random.default_rng(0)
+    clean = clean_plane()
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    function = getattr(nd, name)
+    result = nd.calibrate(function, noisy, parameters=parameters)
+    gap, scores = oracle_gap(function, clean, noisy, result)
+    assert gap <= 0.3, (result.best, scores)
+    # it is a real choice: the candidates differ by much more than the gap
+    assert max(scores.values()) - min(scores.values()) > 1.0
+    assert result.loss == min(t.loss for t in result.trials)
+    # the loss is the true error plus the noise variance: close to 0.1² at the best
+    assert 0.01 < result.loss < 0.02
+
+
+def test_poisson_under_the_noise_model():
+    rng = np.random.default_rng(1)
+    clean = clean_plane(index=20)
+    noisy = (rng.poisson(clean * 20 + 0.5) / 20.0).astype(np.float32)
+    result = nd.calibrate(nd.total_variation, noisy, fixed={"noise_model": "poisson"})
+    model = result.fixed["noise_model"]
+    assert isinstance(model, nd.NoiseModel) and model.kind == "poisson-gaussian"
+    assert result.noise == 1.0  # the grid is in units of the stabilised noise
+    assert [t.parameters["weight"] for t in result.trials] == DEFAULT_GRIDS["total_variation"](
+        nd.calibration.CropInfo(1.0, 2))["weight"]
+    gap, _ = oracle_gap(nd.total_variation, clean + 0.5 / 20, noisy, result)
+    assert gap <= 0.3
+    out = nd.total_variation(noisy, **result.kwargs)
+    assert psnr(clean + 0.5 / 20, out, 1.0) > psnr(clean + 0.5 / 20, noisy, 1.0) + 5
+
+
+def test_anisotropic_3d_crop_keeps_the_voxel_size():
+    rng = np.random.default_rng(2)
+    stack = load("cells3d_nuclei.npz")[:, :128, :128].astype(np.float64)
+    clean = ndimage.gaussian_filter(stack, (0.8, 1.0, 1.0))
+    clean = (clean - clean.min()) / np.ptp(clean)
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    sigmas = [0.15, 0.3, 0.5, 0.8]  # µm
+    result = nd.calibrate(nd.gaussian, noisy, parameters={"sigma": sigmas}, spacing=SPACING)
+    extents = [s.stop - s.start for s in result.region]
+    assert np.prod(extents) <= nd.calibration.CROP_VOXELS[3] * 1.1
+    assert extents[0] == 60  # the whole z range (17 µm) is shorter than the cube's side
+    assert extents[1] == extents[2] < 128  # y and x cropped alike: same voxel size
+    scores = {s: psnr(clean, nd.gaussian(noisy, s, spacing=SPACING), 1.0) for s in sigmas}
+    assert max(scores.values()) - scores[result.best["sigma"]] <= 0.3, (result.best, scores)
+
+
+def test_crop_shape_is_a_physical_cube_where_it_fits():
+    assert crop_shape((60, 256, 256), SPACING) == (60, 66, 66)
+    assert crop_shape((200, 400, 400), (1.0, 1.0, 1.0)) == (64, 64, 64)
+    z, y, x = crop_shape((200, 400, 400), (2.0, 1.0, 1.0))
+    assert abs(z * 2.0 - y) <= 2 and y == x
+    assert crop_shape((256, 256), None) == (256, 256)
+    assert crop_shape((1000, 50), None) == (1000, 50)  # the narrow axis whole, the long one makes up
+
+
+def test_time_series_one_slice_or_each():
+    rng = np.random.default_rng(3)
+    clean = clean_plane(size=96)
+    noise = [0.02, 0.2]  # the second frame is ten times noisier
+    stack = np.stack([clean + rng.normal(0, s, clean.shape) for s in noise]).astype(np.float32)
+    sigmas = {"sigma": [0.5, 1.0, 2.0, 3.0]}
+    one = nd.calibrate(nd.gaussian, stack, parameters=sigmas, spatial_axes=(1, 2), slice_index=1)
+    assert one.region[0] == slice(1, 2)
+    each = nd.calibrate(nd.gaussian, stack, parameters=sigmas, spatial_axes=(1, 2), per_slice=True)
+    assert [r.region[0] for r in each] == [slice(0, 1), slice(1, 2)]
+    assert each[1].best == one.best
+    assert each[0].best["sigma"] < each[1].best["sigma"]  # less noise, less smoothing
+    # a frame calibrated alone gives the same as picking it out of the series
+    alone = nd.calibrate(nd.gaussian, stack[0], parameters=sigmas)
+    assert alone.best == each[0].best and alone.loss == pytest.approx(each[0].loss)
+
+
+class CountingArray:
+    """An array-like that records every region read from it (for dask's from_array)."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads = []
+
+    def __getitem__(self, key):
+        self.reads.append(key)
+        return self.data[key]
+
+
+def test_dask_input_reads_only_the_crop():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(4)
+    data = (rng.normal(100, 10, (8, 512, 512))).astype(np.float32)
+    source = CountingArray(data)
+    lazy = da.from_array(source, chunks=(1, 128, 128))
+    result = nd.calibrate(nd.gaussian, lazy, parameters={"sigma": [0.5, 1.0]}, spatial_axes=(1, 2))
+    read_voxels = sum(int(np.prod([s.stop - s.start for s in key])) for key in source.reads)
+    # the crop (256 × 256 of one frame) lies in at most 3 × 3 chunks of 128²: far below the 2 M voxels
+    assert 0 < read_voxels <= 9 * 128 * 128
+    assert result.region[0] == slice(4, 5)
+    eager = nd.calibrate(nd.gaussian, data, parameters={"sigma": [0.5, 1.0]}, spatial_axes=(1, 2),
+                         crop=result.region[1:])
+    assert eager.trials == result.trials
+
+
+def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
+    calls = []
+    real_steps = _scheduler.steps
+
+    def counting(op, image, **kwargs):
+        calls.append(image.shape)
+        return real_steps(op, image, **kwargs)
+
+    monkeypatch.setattr(_scheduler, "steps", counting)
+    rng = np.random.default_rng(5)
+    clean = np.pad(clean_plane(size=256), ((0, 128), (0, 128)), mode="reflect")
+    noisy = (clean + rng.normal(0, 0.1, (384, 384))).astype(np.float32)
+    # 3 × 4 = 12 candidates: searched one parameter at a time within the budget of 10
+    result = nd.calibrate(nd.bilateral, noisy)
+    assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
+    assert set(calls) == {crop_shape((384, 384))} == {(256, 256)}
+    calls.clear()
+    nd.calibrate(nd.bilateral, noisy, max_calls=3)
+    assert len(calls) == 3
+
+
+def test_progress_and_cancel():
+    rng = np.random.default_rng(6)
+    noisy = (clean_plane(size=128) + rng.normal(0, 0.1, (128, 128))).astype(np.float32)
+    seen = []
+    nd.calibrate(nd.wavelet, noisy, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] > 0
+    assert all(b[0] >= a[0] for a, b in zip(seen, seen[1:]))
+    assert len({total for _, total in seen}) == 1
+    polls = []
+
+    def cancel_after_first_call():
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(nd.Cancelled):
+        nd.calibrate(nd.total_variation, noisy, cancel=cancel_after_first_call)
+    token = nd.CancelToken()
+    token.cancel()
+    with pytest.raises(nd.Cancelled):
+        nd.calibrate(nd.total_variation, noisy, cancel=token)
+
+
+def test_name_or_function_and_input_untouched():
+    rng = np.random.default_rng(7)
+    noisy = (200 + clean_plane(size=96) * 1000 + rng.normal(0, 50, (96, 96))).astype(np.uint16)
+    before = noisy.copy()
+    by_name = nd.calibrate("wavelet", noisy)
+    by_function = nd.calibrate(nd.wavelet, noisy)
+    np.testing.assert_array_equal(noisy, before)
+    assert by_name.trials == by_function.trials and by_name.function == "wavelet"
+    # intensity candidates follow the image's own units (σ̂ ≈ 50, not a [0, 1] rescale)
+    assert 20 < by_name.noise < 80
+    assert by_name.losses("sigma")[0][0] == pytest.approx(0.5 * by_name.noise)
+
+
+def test_arguments_checked():
+    x = np.random.default_rng(8).normal(0, 1, (40, 40)).astype(np.float32)
+    with pytest.raises(TypeError, match="^function"):
+        nd.calibrate(np.mean, x)
+    with pytest.raises(ValueError, match="^function"):
+        nd.calibrate("sharpen", x)
+    with pytest.raises(ValueError, match="^parameters"):
+        nd.calibrate(nd.gaussian, x, parameters={"radius": [1, 2]})
+    with pytest.raises(TypeError, match="^parameters"):
+        nd.calibrate(nd.gaussian, x, parameters=[1, 2])
+    with pytest.raises(ValueError, match="^parameters"):
+        nd.calibrate(nd.sobel, x)  # no default candidates for an edge filter
+    with pytest.raises(ValueError, match="^stride"):
+        nd.calibrate(nd.gaussian, x, stride=1)
+    with pytest.raises(ValueError, match="^max_calls"):
+        nd.calibrate(nd.gaussian, x, max_calls=0)
+    with pytest.raises(ValueError, match="^slice_index"):
+        nd.calibrate(nd.gaussian, np.stack([x, x]), spatial_axes=(1, 2), slice_index=2)
+    with pytest.raises(ValueError, match="^crop"):
+        nd.calibrate(nd.gaussian, x, crop=(slice(0, 2), slice(0, 40)))
+    with pytest.raises(ValueError, match="^fixed"):
+        nd.calibrate(nd.gaussian, x, fixed={"spacing": (1, 1)})
