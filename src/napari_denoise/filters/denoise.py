@@ -66,7 +66,7 @@ BILATERAL_INTENSITY_FACTOR = 4.0
 #: Bilateral spatial σ in voxels (was 1 everywhere).
 BILATERAL_SIGMA_SPATIAL = {2: 2.0, 3: 1.0}
 #: Total-variation weight, × σ̂, at the converged tolerance below.
-TV_WEIGHT_FACTOR = {2: 1.0, 3: 0.75}
+TV_WEIGHT_FACTOR = {2: 1.0, 3: 0.5}
 #: Relative change of the TV energy at which iterations stop: within 0.06 dB of
 #: a 1e-6 tolerance on every case of the study (2e-4, scikit-image's default,
 #: stopped after 10-30 iterations and up to 0.7 dB away from convergence).
@@ -265,7 +265,7 @@ def total_variation(
     weight : float, optional
         Denoising weight in the image's intensity units: larger removes more
         noise (and more detail). Default: the noise level estimated on each
-        slice × 1 on planes (1 or 2 spatial axes), × 0.75 in volumes (the
+        slice × 1 on planes (1 or 2 spatial axes), × 0.5 in volumes (the
         defaults study's best multiples at the default tolerance).
     spacing : sequence of float, optional
         Voxel size along each spatial axis (a napari layer's ``scale``).
