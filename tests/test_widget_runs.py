@@ -88,19 +88,20 @@ CASES = {
     "bilateral": ({"sigma_spatial": "0.52", "sigma_intensity": "20"}, _widgets.PLANES,
                   _bilateral_planes, 1e-5, {"sigma_spatial": (2.0, 2.0)}),
     "total_variation": ({"weight": "10"}, None,
-                        lambda f: restoration.denoise_tv_chambolle(
-                            f, weight=10.0, eps=2e-4, max_num_iter=200, channel_axis=None),
-                        1e-4, {}),
+                        # the layer's voxel size weighs the gradient (equal to
+                        # scikit-image without spacing: tests/test_denoise_kernels.py)
+                        lambda f: napari_denoise.total_variation(f, weight=10.0, spacing=ANISO_SCALE),
+                        1e-6, {}),
     "wavelet": ({"sigma": "10"}, None,
                 lambda f: restoration.denoise_wavelet(
                     f, sigma=10.0, wavelet="db1", mode="soft", method="BayesShrink",
                     rescale_sigma=True, channel_axis=None),
                 1e-4, {}),
     "non_local_means": ({"h": "15", "sigma": "10"}, None,
-                        lambda f: restoration.denoise_nl_means(
-                            f, h=15.0, sigma=10.0, patch_size=5, patch_distance=6,
-                            fast_mode=True, preserve_range=True, channel_axis=None),
-                        1e-4, {}),
+                        # patch and search extents from the voxel size (equal to
+                        # scikit-image without spacing: tests/test_denoise_kernels.py)
+                        lambda f: napari_denoise.non_local_means(f, h=15.0, sigma=10.0, spacing=ANISO_SCALE),
+                        1e-6, {}),
     # no in-process reference exists (the bm4d package is a closed binary):
     # the widget must call the function with the layer's voxel size
     "block_matching": ({"sigma": "10"}, None,
