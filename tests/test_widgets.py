@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from conftest import ANISO_SCALE, PLUGIN, docked_names, noisy_stack, wait_done
 import napari_denoise
-from napari_denoise import _scheduler, _widgets
+from napari_denoise import _manifest, _scheduler, _widgets
 from napari_denoise._registry import COMMON_PARAMETERS, FAMILIES, FILTERS, widget_parameters
 
 IDS = [spec.name for spec in FILTERS]
@@ -66,7 +66,9 @@ def test_menus_list_every_widget(viewer):
     # Each submenu lists exactly the commands of its family, in the registry's order.
     for family in FAMILIES:
         ids = [item.command.id for item in menus.get_menu(f"napari-denoise.{family}")]
-        assert ids == [_menu_id(app, spec) for spec in FILTERS if spec.family == family]
+        assert ids == [_menu_id(app, spec) for spec in FILTERS if spec.family == family] + [
+            w.command_id for w in _manifest.APP_WIDGETS if w.family == family
+        ]
     # Plugins menu: one submenu for the plugin with every widget.
     plugin_items = [item for item in menus.get_menu("napari/plugins") if hasattr(item, "submenu")]
     assert f"napari/plugins/{PLUGIN}" in [item.submenu for item in plugin_items]

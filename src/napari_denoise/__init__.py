@@ -31,10 +31,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from .recipes import Recipe, RecipeError, apply_recipe, load_recipe, recipe_of, save_recipe  # noqa: E402
 from ._batch import apply_to_files  # noqa: E402
 from .calibration import CalibrationResult, calibrate  # noqa: E402
+from .auto import AutoDenoiseReport, auto_denoise  # noqa: E402
 
 __all__ = [
     *filters.__all__,
     "Cancelled",
+    "AutoDenoiseReport",
     "CancelToken",
     "CalibrationResult",
     "Cost",
@@ -43,6 +45,7 @@ __all__ = [
     "RecipeError",
     "apply_recipe",
     "apply_to_files",
+    "auto_denoise",
     "calibrate",
     "load_recipe",
     "recipe_of",

@@ -25,6 +25,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, QObject
 
+from ._auto_widget import attach_calibrate_button
 from ._controls import make_controls
 from ._layer_axes import axes_of_layer
 from ._params import as_image
@@ -106,6 +107,8 @@ class FilterWidget(Container):
                 self._cancel_button,
             ]
         )
+        # Calibrate button (denoisers only): its logic lives in _auto_widget.
+        self._calibrator = attach_calibrate_button(self)
         self._previewer = PreviewController(
             napari_viewer, self.spec.display_name, self.spec.function, self._preview_job, self._show_info_line
         )

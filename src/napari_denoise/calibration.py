@@ -235,7 +235,7 @@ def representative_crop(piece: np.ndarray, shape) -> tuple[slice, ...]:
     ]
     best, best_spread = None, -1.0
     for start in itertools.product(*starts):
-        window = tuple(slice(a, a + s) for a, s in zip(start, shape))
+        window = tuple(slice(int(a), int(a) + int(s)) for a, s in zip(start, shape))
         values = np.asarray(piece[window], dtype=np.float64)
         coarse = values[tuple(slice(None, None, 2) for _ in shape)]
         spread = float(np.nanstd(coarse)) if coarse.size else 0.0
