@@ -61,7 +61,7 @@ if not DATA.is_dir():  # worktrees live one level deeper than the main checkout
 IMAGES = {
     "nuclei_2d": ("nuclei_2d.tif", (), (slice(288, 416), slice(32, 160)), None),
     "neuron_ch0": ("neuron_4ch.tiff", (0,), (slice(384, 512), slice(128, 256)), None),
-    "cells3d": ("cells3d_nuclei.tif", (), (slice(24, 40), slice(96, 160), slice(96, 160)), (0.29 / 0.26, 1.0, 1.0)),
+    "cells3d": ("cells3d_nuclei.tif", (), (slice(26, 38), slice(104, 152), slice(104, 152)), (0.29 / 0.26, 1.0, 1.0)),
 }
 
 CASES = {
