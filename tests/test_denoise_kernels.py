@@ -104,9 +104,11 @@ def test_tv_spacing_scales_the_gradient(threads):
     inverse = tuple(min(spacing) / s for s in spacing)
     out = tv.tv_chambolle(x, 6.0, inverse_spacing=inverse, threads=threads)
     np.testing.assert_array_equal(out, tv_reference(x, 6.0, inverse_spacing=inverse))
-    # through the public function; isotropic spacing is scikit-image
-    np.testing.assert_array_equal(nd.total_variation(x, 6.0, spacing=spacing, workers=threads), out)
-    np.testing.assert_array_equal(nd.total_variation(x, 6.0, spacing=(0.3, 0.3, 0.3)),
+    # through the public function (with the kernel's and scikit-image's stopping rule,
+    # eps 2e-4 and 200 iterations); isotropic spacing is scikit-image
+    sk_stop = {"eps": 2e-4, "max_num_iter": 200}
+    np.testing.assert_array_equal(nd.total_variation(x, 6.0, spacing=spacing, workers=threads, **sk_stop), out)
+    np.testing.assert_array_equal(nd.total_variation(x, 6.0, spacing=(0.3, 0.3, 0.3), **sk_stop),
                                   restoration.denoise_tv_chambolle(x, weight=6.0))
     # coarser z: less smoothing across planes than the isotropic result
     iso = nd.total_variation(x, 6.0)

@@ -150,8 +150,9 @@ def test_empty_and_size_one_axes(name, shape):
     if x.size:
         ref = {"gaussian": ndimage.gaussian_filter, "mean": ndimage.uniform_filter,
                "median": ndimage.median_filter}[name]
-        arg = 1.0 if name == "gaussian" else 3
         spatial = shape[-3:] if len(shape) > 3 else shape
+        # defaults (benchmarks/defaults_study.py): planes σ 1.5 / size 5, volumes σ 1 / size 3
+        arg = {"gaussian": {2: 1.5, 3: 1.0}, "mean": {2: 5, 3: 3}, "median": {2: 5, 3: 3}}[name][len(spatial)]
         expected = ref(x.reshape(spatial), arg).reshape(shape)
         assert_float32_close(out, expected)
 
@@ -225,7 +226,7 @@ def test_cancel_raises_cancelled(workers):
 
 def test_cancel_false_completes():
     x = noisy_image((30, 40))
-    out = nd.median(x, cancel=lambda: False, progress=lambda d, t: None)
+    out = nd.median(x, 3, cancel=lambda: False, progress=lambda d, t: None)
     np.testing.assert_array_equal(out, ndimage.median_filter(x, 3))
 
 

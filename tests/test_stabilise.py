@@ -149,7 +149,7 @@ def test_defaults_inside_use_unit_noise():
     _, x = photon_image(peak=15.0, seed=7)
     model = nd.estimate_noise_model(x)
     by_default = nd.bilateral(x, 1.0, noise_model="poisson")
-    explicit = nd.bilateral(x, 1.0, 2.0, noise_model="poisson")  # default sigma_intensity is 2 σ̂
+    explicit = nd.bilateral(x, 1.0, 4.0, noise_model="poisson")  # default sigma_intensity is 4 σ̂
     np.testing.assert_array_equal(by_default, explicit)
     assert model.kind == "poisson-gaussian"
 

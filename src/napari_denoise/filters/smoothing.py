@@ -49,6 +49,17 @@ MAX_MEDIAN_WINDOW = 1 << 12
 MAX_TRUNCATE = 100.0
 #: σ (voxels) below which an axis is not smoothed, as in scipy.ndimage.
 _NO_SMOOTHING = 1e-15
+# Default lengths, in voxels of the finest axis, for images of 1-2 and of 3 or more
+# spatial axes: the grid points with the best mean PSNR over real images with
+# Gaussian (σ 0.05-0.2 of the range) and Poisson (peak 10-100) noise,
+# benchmarks/defaults_study.py. Planes want wider kernels than volumes, whose
+# windows already average more voxels at the same width.
+#: σ of :func:`gaussian` (2-D: 1.5 px; 3-D: 1 voxel).
+GAUSSIAN_SIGMA = {2: 1.5, 3: 1.0}
+#: Width of :func:`mean` (2-D: 5 × 5; 3-D: 3 × 3 × 3).
+MEAN_SIZE = {2: 5, 3: 3}
+#: Width of :func:`median` (2-D: 5 × 5; 3-D: 3 × 3 × 3).
+MEDIAN_SIZE = {2: 5, 3: 3}
 # Time per voxel of the compiled separable passes: a fixed part and one per tap.
 _SEPARABLE_SECONDS = 2e-9
 _SEPARABLE_SECONDS_PER_TAP = 3e-10
@@ -92,6 +103,18 @@ def passes_cost(passes, *, library: bool = False) -> Cost:
     if library:  # scipy.ndimage.correlate1d: about 3 ns per tap and voxel
         return Cost.library(1e-8 + 3e-9 * taps)
     return Cost(_SEPARABLE_SECONDS + _SEPARABLE_SECONDS_PER_TAP * taps)
+
+
+def default_length(table, n_axes: int, spacing):
+    """The default of ``table`` (voxels, by 2 or 3 spatial axes) in the units of ``spacing``.
+
+    One or two spatial axes take the 2-D value, three or more the 3-D value;
+    with ``spacing`` the length is the voxel count times the finest voxel
+    size, so the finest axis gets exactly that many voxels and coarser axes
+    the same physical length.
+    """
+    voxels = table[min(max(n_axes, 2), 3)]
+    return voxels if spacing is None else voxels * min(spacing)
 
 
 def check_truncate(truncate) -> float:
@@ -138,7 +161,7 @@ def _median_kernel(block, keep, out, context, token, *, size, mode, cval):
 @filter_function
 def gaussian(
     image,
-    sigma=1.0,
+    sigma=None,
     *,
     spacing=None,
     spatial_axes=None,
@@ -151,10 +174,14 @@ def gaussian(
     Parameters
     ----------
     %(image)s
-    sigma : float or sequence of float, default 1.0
+    sigma : float or sequence of float, optional
         Standard deviation of the Gaussian, in the units of ``spacing`` (e.g.
         µm) when it is given, else in pixels. One value (isotropic in physical
-        space) or one per spatial axis; 0 leaves an axis unsmoothed.
+        space) or one per spatial axis; 0 leaves an axis unsmoothed. Default:
+        1.5 pixels on planes (1 or 2 spatial axes), 1 voxel in volumes (3 or
+        more), along the finest axis: the best mean PSNR of the defaults
+        study (``benchmarks/defaults_study.py``) on real images with Gaussian
+        and Poisson noise.
     %(spacing)s
     %(spatial_axes)s
     %(mode)s
@@ -178,6 +205,8 @@ def gaussian(
     mode = check_mode(mode)
     truncate = check_truncate(truncate)
     cval = check_cval(cval)
+    if sigma is None:
+        sigma = default_length(GAUSSIAN_SIGMA, len(axes), spacing)
     sigma_px, radius = gaussian_sigma(sigma, spacing, len(axes), truncate)
     extents = [image.shape[ax] for ax in axes]
     passes = gaussian_passes(sigma_px, radius, extents=extents, mode=mode)
@@ -194,7 +223,7 @@ def gaussian(
 @filter_function
 def mean(
     image,
-    size=3,
+    size=None,
     *,
     spacing=None,
     spatial_axes=None,
@@ -206,11 +235,13 @@ def mean(
     Parameters
     ----------
     %(image)s
-    size : float or sequence of float, default 3
+    size : float or sequence of float, optional
         Width of the window: in the units of ``spacing`` when it is given
         (each axis then gets the odd pixel count closest to ``size / spacing``,
         at least 1), else a whole number of pixels. One value or one per
-        spatial axis.
+        spatial axis. Default: 5 pixels on planes (1 or 2 spatial axes), 3
+        voxels in volumes, along the finest axis (the defaults study,
+        ``benchmarks/defaults_study.py``).
     %(spacing)s
     %(spatial_axes)s
     %(mode)s
@@ -230,6 +261,8 @@ def mean(
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     cval = check_cval(cval)
+    if size is None:
+        size = default_length(MEAN_SIZE, len(axes), spacing)
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
     extents = [image.shape[ax] for ax in axes]
     folded = [_folding.box_weights(s, n, mode) for s, n in zip(size_px, extents)]
@@ -260,7 +293,7 @@ def mean(
 @filter_function
 def median(
     image,
-    size=3,
+    size=None,
     *,
     spacing=None,
     spatial_axes=None,
@@ -272,10 +305,13 @@ def median(
     Parameters
     ----------
     %(image)s
-    size : float or sequence of float, default 3
+    size : float or sequence of float, optional
         Width of the (box) window: in the units of ``spacing`` when it is
         given (odd pixel count closest to ``size / spacing``, at least 1),
         else a whole number of pixels. One value or one per spatial axis.
+        Default: 5 pixels on planes (1 or 2 spatial axes), 3 voxels in
+        volumes, along the finest axis (the defaults study,
+        ``benchmarks/defaults_study.py``).
     %(spacing)s
     %(spatial_axes)s
     %(mode)s
@@ -294,6 +330,8 @@ def median(
     axes, spacing = setup(image, spatial_axes, spacing)
     mode = check_mode(mode)
     cval = check_cval(cval)
+    if size is None:
+        size = default_length(MEDIAN_SIZE, len(axes), spacing)
     size_px = sizes_to_pixels(size, spacing, len(axes), "size", max_pixels=MAX_MEDIAN_WINDOW)
     window = math.prod(size_px)
     if window > MAX_MEDIAN_WINDOW:
