@@ -49,7 +49,7 @@ _RUN_PARAMETERS = [
 
 
 #: ``noise_model`` of the denoisers that take it, when not given.
-DEFAULT_NOISE_MODEL = "gaussian"
+DEFAULT_NOISE_MODEL = "auto"
 
 
 def filter_function(builder=None, *, noise_model: bool = False):

@@ -358,9 +358,13 @@ def _line(levels, variances, counts):
     """
     # Floored so that noise-free (dark, flat) bins, exact as they are, do not
     # outweigh every other bin.
-    floor = max(0.05 * float(np.mean(variances)), 1e-300)
+    if not np.any(variances > 0):
+        # noise-free (constant or piecewise-constant) slice: no noise to model;
+        # the weights below would be infinite
+        return 0.0, 0.0, np.inf
+    floor = 0.05 * float(np.mean(variances))
     weights = counts / (2.0 * np.maximum(variances, floor) ** 2)
-    if np.ptp(levels) == 0:
+    if np.ptp(levels) == 0 or not np.all(np.isfinite(weights)):
         return 0.0, float(np.average(variances, weights=counts)), np.inf
     root = np.sqrt(weights)
     design = np.stack([levels, np.ones_like(levels)], axis=1)
