@@ -32,18 +32,18 @@ RUNNING_SECONDS = 0.2
 
 #: Per filter: the image shape and keyword arguments of a run taking several seconds.
 LONG_RUNS = {
-    "gaussian": ((48, 256, 256), {"sigma": 40.0}),
-    "mean": ((64, 512, 512), {"size": 61}),  # a running sum: as fast for any size
+    "gaussian": ((96, 512, 512), {"sigma": 40.0}),
+    "mean": ((160, 512, 512), {"size": 61}),  # a running sum: as fast for any size
     "median": ((48, 256, 256), {"size": 15}),
     "bilateral": ((48, 256, 256), {"sigma_spatial": 6.0, "sigma_intensity": 60.0}),
     "total_variation": ((1, 1024, 1024), {"max_num_iter": 2000, "eps": 1e-12, "spatial_axes": (1, 2)}),
     "wavelet": ((8, 2048, 2048), {"sigma": 30.0, "spatial_axes": (1, 2)}),
     "non_local_means": ((1, 1024, 1024), {"patch_distance": 20, "spatial_axes": (1, 2)}),
     "block_matching": ((1, 1024, 1024), {"spatial_axes": (1, 2)}),
-    "sobel": ((64, 512, 512), {}),
-    "scharr": ((64, 512, 512), {}),
-    "prewitt": ((64, 512, 512), {}),
-    "laplace": ((64, 512, 512), {}),
+    "sobel": ((160, 512, 512), {}),
+    "scharr": ((160, 512, 512), {}),
+    "prewitt": ((160, 512, 512), {}),
+    "laplace": ((160, 512, 512), {}),
     "gradient_magnitude": ((48, 256, 256), {"sigma": 40.0}),
     "laplacian_of_gaussian": ((48, 256, 256), {"sigma": 40.0}),
     "difference_of_gaussians": ((48, 256, 256), {"low_sigma": 20.0}),

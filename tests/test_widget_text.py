@@ -145,12 +145,18 @@ def test_meter_says_when_the_estimate_was_too_short():
 def test_auto_texts_show_the_values_that_will_be_used():
     sigma = 4.0
     texts = auto_texts(by_name("Bilateral"), {"sigma_spatial": 1.0, "sigma_intensity": None}, sigma)
-    assert texts["sigma_intensity"] == f"auto ≈ {denoise.BILATERAL_INTENSITY_FACTOR * sigma:g} (2 × noise σ)"
+    factor = denoise.BILATERAL_INTENSITY_FACTOR
+    assert texts["sigma_intensity"] == f"auto ≈ {factor * sigma:g} ({factor:g} × noise σ)"
+    # planes and volumes have their own multiples of the noise level
     texts = auto_texts(by_name("Non-local means"), {"h": None, "sigma": None, "fast_mode": True}, sigma)
-    assert "3.2" in texts["h"] and "4" in texts["sigma"]
+    assert f"{denoise.NLM_H_FACTOR_FAST[2] * sigma:g}" in texts["h"] and "4" in texts["sigma"]
+    texts = auto_texts(by_name("Non-local means"), {"h": None, "sigma": None, "fast_mode": True}, sigma,
+                       shape=(60, 256, 256), spatial_axes=(0, 1, 2))
+    assert f"{denoise.NLM_H_FACTOR_FAST[3] * sigma:g}" in texts["h"]
     # a typed sigma sets h exactly; a typed value has no placeholder
     texts = auto_texts(by_name("Non-local means"), {"h": None, "sigma": 10.0, "fast_mode": False}, sigma)
-    assert texts == {"h": "auto = 11.5 (1.15 × sigma)"}
+    slow = denoise.NLM_H_FACTOR_SLOW[2]
+    assert texts == {"h": f"auto = {slow * 10:.4g} ({slow:g} × sigma)"}
     texts = auto_texts(by_name("Total variation"), {"weight": None}, sigma)
     assert texts["weight"].startswith("auto ≈ 4 ")
     texts = auto_texts(by_name("Wavelet"), {"sigma": None, "wavelet_levels": None, "wavelet_name": "db1"}, sigma,

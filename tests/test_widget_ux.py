@@ -241,13 +241,17 @@ def test_auto_fields_show_the_value_used_once_an_image_is_chosen(viewer, dock, q
     rng = np.random.default_rng(3)
     data = (1000 + 20 * rng.standard_normal((6, 96, 96))).astype(np.float32)
     widget = dock("Total variation")
-    assert widget.weight.native.placeholderText() == "auto (from the noise level of each slice)"
+    # noise_model 'auto' (the default): stabilised or not per slice, unknown before an image
+    assert widget.weight.native.placeholderText() == "auto (from the noise model of each slice)"
     viewer.add_image(data, name="noisy")
     qtbot.waitUntil(lambda: "≈" in widget.weight.native.placeholderText(), timeout=10_000)
     shown = float(re.search(r"≈ ([\d.]+)", widget.weight.native.placeholderText()).group(1))
-    assert shown == pytest.approx(20, rel=0.15)  # 1 x the noise σ of 20
+    from napari_denoise.filters import denoise
+
+    # the volumes' multiple of the noise σ of 20 (Gaussian noise: 'auto' does not stabilise)
+    assert shown == pytest.approx(denoise.TV_WEIGHT_FACTOR[3] * 20, rel=0.15)
     widget.noise_model.value = "poisson"
-    assert widget.weight.native.placeholderText().startswith("auto ≈ 1 ")
+    assert widget.weight.native.placeholderText().startswith(f"auto ≈ {denoise.TV_WEIGHT_FACTOR[3]:g} ")  # × σ = 1
 
 
 # -- 7. one panel for every filter --------------------------------------------------------------

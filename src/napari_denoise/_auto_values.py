@@ -15,7 +15,7 @@ import numpy as np
 from ._parsing import format_value
 from ._registry import FilterSpec
 from .filters import denoise
-from .filters.noise import noise_of_slice
+from .filters.noise import noise_model_of_slice, noise_of_slice
 
 __all__ = ["auto_texts", "sample_noise", "plane_sample", "SAMPLE_SIDE", "uses_noise_level"]
 
@@ -39,9 +39,20 @@ def plane_sample(data, plane_index) -> np.ndarray:
     return np.asarray(data[tuple(index)], dtype=np.float32)
 
 
-def sample_noise(data, plane_index) -> float:
-    """Noise standard deviation (image units) on a sample of one displayed plane."""
-    return noise_of_slice(plane_sample(data, plane_index))
+class SampledNoise(float):
+    """The noise level of a sample (a float, image units) and ``photon_limited``:
+    whether ``noise_model='auto'`` would stabilise it (its fitted model has a gain)."""
+
+    photon_limited: bool = False
+
+
+def sample_noise(data, plane_index) -> SampledNoise:
+    """Noise standard deviation (image units) on a sample of one displayed plane,
+    with whether its fitted Poisson–Gaussian model is photon-limited."""
+    sample = plane_sample(data, plane_index)
+    noise = SampledNoise(noise_of_slice(sample))
+    noise.photon_limited = noise_model_of_slice(sample).kind != "gaussian"
+    return noise
 
 
 # Filters whose empty fields default to multiples of the noise level.
@@ -70,24 +81,32 @@ def auto_texts(spec: FilterSpec, values: dict, sigma_hat: float | None, *, shape
     known = sigma_hat is not None and np.isfinite(sigma_hat)
     noise = "auto (from the noise level of each slice)"
     model = values.get("noise_model", "gaussian")
-    if model == "poisson":
+    photon_limited = getattr(sigma_hat, "photon_limited", None)
+    if model == "poisson" or (model == "auto" and photon_limited):
         # the slice is variance-stabilised first: its noise σ is 1 there
         sigma_hat, known = 1.0, True
     elif model not in (None, "gaussian"):
-        # 'auto' decides per slice whether to stabilise: no single value to show
-        known = False
+        # 'auto' decides per slice whether to stabilise: the displayed plane's
+        # fitted model says which (unknown until sampled)
+        known = known and photon_limited is not None
         noise = "auto (from the noise model of each slice)"
 
     def set_if_empty(name, text):
         if name in values and values[name] is None:
             texts[name] = text
 
+    n_axes = len(spatial_axes) if spatial_axes is not None else 2
+
+    def factor_of(table):
+        # defaults that differ for planes and volumes are tables by number of axes
+        return denoise._by_axes(table, n_axes) if isinstance(table, dict) else table
+
     name = spec.name
     if name == "bilateral":
         set_if_empty("sigma_intensity",
-                     _times(denoise.BILATERAL_INTENSITY_FACTOR, sigma_hat) if known else noise)
+                     _times(factor_of(denoise.BILATERAL_INTENSITY_FACTOR), sigma_hat) if known else noise)
     elif name == "total_variation":
-        set_if_empty("weight", _times(denoise.TV_WEIGHT_FACTOR, sigma_hat) if known else noise)
+        set_if_empty("weight", _times(factor_of(denoise.TV_WEIGHT_FACTOR), sigma_hat) if known else noise)
     elif name == "wavelet":
         set_if_empty("sigma", f"auto ≈ {format_value(sigma_hat)} (noise σ)" if known else noise)
         if values.get("wavelet_levels") is None and shape is not None and spatial_axes is not None:
@@ -95,7 +114,7 @@ def auto_texts(spec: FilterSpec, values: dict, sigma_hat: float | None, *, shape
     elif name == "block_matching":
         set_if_empty("sigma", f"auto ≈ {format_value(sigma_hat)} (noise σ)" if known else noise)
     elif name == "non_local_means":
-        factor = denoise.NLM_H_FACTOR_FAST if values.get("fast_mode", True) else denoise.NLM_H_FACTOR_SLOW
+        factor = factor_of(denoise.NLM_H_FACTOR_FAST if values.get("fast_mode", True) else denoise.NLM_H_FACTOR_SLOW)
         sigma = values.get("sigma")
         set_if_empty("sigma", f"auto ≈ {format_value(sigma_hat)} (noise σ)" if known else noise)
         if sigma is not None:

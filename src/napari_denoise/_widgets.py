@@ -151,14 +151,16 @@ class FilterWidget(Container):
                             widgets=[self._run_button, self._cancel_button, self._reset_button])
         for box in (self._form, toggles, buttons):
             box.margins = (0, 0, 0, 0)
-        # Calibrate button (one-filter denoiser docks): its logic lives in _auto_widget.
-        self._calibrator = None if self.specs else attach_calibrate_button(self, buttons)
         self._named = {
             w.name: w
             for w in (self._image, self._process_as, self._update_result, self._preview, self._info,
                       self._status, self._run_button, self._cancel_button, self._reset_button,
                       *self._header_widgets_made())
         }
+        # Calibrate button (one-filter denoiser docks): its logic lives in _auto_widget.
+        self._calibrator = None if self.specs else attach_calibrate_button(self, buttons)
+        if self._calibrator is not None:
+            self._named[self._calibrator.button.name] = self._calibrator.button
         self.extend([self._form, toggles, self._info, self._status, buttons])
         self._previewer = PreviewController(napari_viewer, self._preview_input, self._show_preview_note)
 
@@ -500,7 +502,7 @@ class FilterWidget(Container):
     def _noise_ready(self, key, sigma) -> None:
         if not self._alive:
             return
-        self._noise[key] = float(sigma)
+        self._noise[key] = sigma  # a SampledNoise: the level and whether 'auto' stabilises it
         self._refresh_auto_texts(self._image.value)
 
     def _refresh_auto_texts(self, layer) -> None:
