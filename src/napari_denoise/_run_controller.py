@@ -147,7 +147,10 @@ class RunController:
         if moved and (now - self._last_bar_move >= _BAR_INTERVAL_S or done >= total):
             self._last_bar_move = now
             bar.update(done - bar.n)
-            self._on_status(meter.text())
+            # napari's progress bar processes Qt events while it redraws: the
+            # run may have ended (and said "Done in ...") meanwhile
+            if self._reporting:
+                self._on_status(meter.text())
 
     def _tick(self) -> None:
         """Once a second: the elapsed and remaining time, in the widget and the activity dock."""
