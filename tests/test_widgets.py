@@ -67,7 +67,7 @@ def test_menus_list_every_widget(viewer):
     for family in FAMILIES:
         ids = [item.command.id for item in menus.get_menu(f"napari-denoise.{family}")]
         assert ids == [_menu_id(app, spec) for spec in FILTERS if spec.family == family] + [
-            w.command_id for w in _manifest.APP_WIDGETS if w.family == family
+            _menu_id(app, w) for w in _manifest.APP_WIDGETS if w.family == family
         ]
     # Plugins menu: one submenu for the plugin with every widget.
     plugin_items = [item for item in menus.get_menu("napari/plugins") if hasattr(item, "submenu")]
