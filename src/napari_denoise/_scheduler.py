@@ -50,6 +50,7 @@ __all__ = [
     "Tile",
     "TileLayout",
     "tile_layout",
+    "drive",
     "steps",
     "lazy",
     "run",
@@ -416,7 +417,12 @@ def run(
     stops and :class:`Cancelled` is raised.
     """
     token = CancelToken()
-    run_steps = steps(op, image, workers=workers, token=token)
+    return drive(steps(op, image, workers=workers, token=token), token, progress, cancel)
+
+
+def drive(run_steps, token: CancelToken, progress=None, poll=None):
+    """Run a ``(done, total)`` generator to its result: ``progress(done, total)``
+    on each new step, ``token.cancel()`` once ``poll()`` returns True."""
     last = None
     try:
         while True:
@@ -424,7 +430,7 @@ def run(
             if progress is not None and step != last:
                 progress(*step)
             last = step
-            if cancel is not None and cancel():
+            if poll is not None and poll():
                 token.cancel()
     except StopIteration as stop:
         return stop.value

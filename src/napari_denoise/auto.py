@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _scheduler
 from ._params import as_image, resolve_spacing, resolve_spatial_axes
-from .calibration import CalibrationResult, _check_slice_index, _region, calibration_steps, drive
+from .calibration import CalibrationResult, _check_slice_index, _region, calibration_steps
 from .filters.noise import NoiseModel, noise_model_of_slice
 
 __all__ = ["AutoDenoiseReport", "DEFAULT_METHODS", "auto_denoise", "auto_denoise_steps"]
@@ -279,4 +279,4 @@ def auto_denoise(
         image, spacing=spacing, spatial_axes=spatial_axes, methods=methods, crop=crop, slice_index=slice_index,
         max_calls=max_calls, workers=workers, token=token,
     )
-    return drive(steps, token, progress, poll)
+    return _scheduler.drive(steps, token, progress, poll)

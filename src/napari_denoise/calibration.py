@@ -650,19 +650,4 @@ def calibrate(
         slice_index=slice_index, per_slice=per_slice, fixed=fixed, stride=stride, max_calls=max_calls,
         seed=seed, workers=workers, token=token,
     )
-    return drive(steps, token, progress, poll)
-
-
-def drive(steps, token, progress=None, poll=None):
-    """Run a ``(done, total)`` generator to its result with callbacks (as the scheduler's ``run``)."""
-    last = None
-    try:
-        while True:
-            step = next(steps)
-            if progress is not None and step != last:
-                progress(*step)
-            last = step
-            if poll is not None and poll():
-                token.cancel()
-    except StopIteration as stop:
-        return stop.value
+    return _scheduler.drive(steps, token, progress, poll)
