@@ -300,6 +300,16 @@ def test_wavelet_kernel_matches_skimage(shape, name):
         assert_float32_close(out, expected)
 
 
+@pytest.mark.parametrize("shape", [(1100, 701), (64, 128, 130)])
+def test_haar_wavelet_shares_rows_among_threads_without_changing_the_result(shape):
+    # big enough that each level's rows are cut into pieces (>= 2**15 values per thread)
+    x = noisy_image(shape, seed=4)
+    one = wavelet_kernels.denoise_wavelet(x, 9.0, threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(wavelet_kernels.denoise_wavelet(x, 9.0, threads=threads), one)
+    assert_float32_close(one, restoration.denoise_wavelet(x, sigma=9.0, rescale_sigma=True))
+
+
 def test_wavelet_zero_threshold_keeps_zero_coefficients():
     # pywt's soft threshold computes d (1 - t / |d|): 0 / 0 = NaN for d = 0, t = 0
     x = np.zeros((16, 16), np.float32)

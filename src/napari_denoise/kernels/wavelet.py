@@ -13,7 +13,11 @@ detail coefficients with ``pywt.threshold`` and reconstructs with
   repeats the last sample), and reconstruction is the inverse pass, written
   straight into the output;
 * other wavelets use PyWavelets for the transforms, as scikit-image does;
-* thresholding is compiled and done in place; soft thresholding is
+* the forward pass also sums the squares of each detail band row by row
+  (BayesShrink's statistics), and the inverse pass thresholds each detail
+  coefficient as it reads it, so a level costs two passes over memory; the
+  rows of a level are shared among threads, and the result does not depend
+  on their number (row sums are added in order); soft thresholding is
   ``sign(d) max(|d| - t, 0)``, which equals PyWavelets' ``d (1 - t / |d|)``
   to rounding but gives 0 (not NaN) for a zero coefficient when ``t = 0``:
   a noise-free image is returned unchanged instead of NaN.
@@ -28,9 +32,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .borders import as_3d, jit
+from .threads import Team, split_evenly
 
 __all__ = ["denoise_wavelet", "HAAR_NAMES"]
 
@@ -39,162 +45,194 @@ _S = np.float32(1.0 / math.sqrt(2.0))  # pywt's Haar filter taps in float32
 
 
 @jit
-def _haar_forward(src, bands, active_z, active_y):
+def _haar_forward(src, bands, squares, active_z, active_y, lo, hi):
     """One Haar level of ``src`` (3-D; axes 0, 1 only when active, axis 2 always).
 
     ``bands[b]`` receives sub-band ``b``: bit 2 of ``b`` set = detail along
     axis 0, bit 1 = along axis 1, bit 0 = along axis 2 (pywt's ``'d'`` keys).
+    Only the output rows ``lo:hi`` of the flattened ``(z, y)`` rows of a band
+    are written, so that threads can share a level; ``squares[b, r]``
+    receives the float64 sum of squares of row ``r`` of band ``b`` (the
+    BayesShrink statistics, without a second pass over the bands).
     """
     nz, ny, nx = src.shape
-    mz, my, mx = bands.shape[1], bands.shape[2], bands.shape[3]
+    my, mx = bands.shape[2], bands.shape[3]
+    nb = bands.shape[0]
     s = _S
-    for k in range(mz):
+    for r in range(lo, hi):
+        k = r // my
+        j = r - k * my
         z0 = 2 * k if active_z else k
         z1 = min(z0 + 1, nz - 1) if active_z else z0
-        for j in range(my):
-            y0 = 2 * j if active_y else j
-            y1 = min(y0 + 1, ny - 1) if active_y else y0
-            for i in range(mx):
-                x0 = 2 * i
-                x1 = min(x0 + 1, nx - 1)
-                a000 = np.float32(src[z0, y0, x0])
-                a001 = np.float32(src[z0, y0, x1])
-                a010 = np.float32(src[z0, y1, x0])
-                a011 = np.float32(src[z0, y1, x1])
-                a100 = np.float32(src[z1, y0, x0])
-                a101 = np.float32(src[z1, y0, x1])
-                a110 = np.float32(src[z1, y1, x0])
-                a111 = np.float32(src[z1, y1, x1])
-                if active_z:  # along axis 0: low in a0.., high in a1..
-                    l00, h00 = (a000 + a100) * s, (a000 - a100) * s
-                    l01, h01 = (a001 + a101) * s, (a001 - a101) * s
-                    l10, h10 = (a010 + a110) * s, (a010 - a110) * s
-                    l11, h11 = (a011 + a111) * s, (a011 - a111) * s
-                    a000, a001, a010, a011 = l00, l01, l10, l11
-                    a100, a101, a110, a111 = h00, h01, h10, h11
-                if active_y:  # along axis 1
-                    l0, h0 = (a000 + a010) * s, (a000 - a010) * s
-                    l1, h1 = (a001 + a011) * s, (a001 - a011) * s
-                    a000, a001, a010, a011 = l0, l1, h0, h1
-                    l0, h0 = (a100 + a110) * s, (a100 - a110) * s
-                    l1, h1 = (a101 + a111) * s, (a101 - a111) * s
-                    a100, a101, a110, a111 = l0, l1, h0, h1
-                # along axis 2
-                bands[0, k, j, i] = (a000 + a001) * s
-                bands[1, k, j, i] = (a000 - a001) * s
+        y0 = 2 * j if active_y else j
+        y1 = min(y0 + 1, ny - 1) if active_y else y0
+        for i in range(mx):
+            x0 = 2 * i
+            x1 = min(x0 + 1, nx - 1)
+            a000 = np.float32(src[z0, y0, x0])
+            a001 = np.float32(src[z0, y0, x1])
+            a010 = np.float32(src[z0, y1, x0])
+            a011 = np.float32(src[z0, y1, x1])
+            a100 = np.float32(src[z1, y0, x0])
+            a101 = np.float32(src[z1, y0, x1])
+            a110 = np.float32(src[z1, y1, x0])
+            a111 = np.float32(src[z1, y1, x1])
+            if active_z:  # along axis 0: low in a0.., high in a1..
+                l00, h00 = (a000 + a100) * s, (a000 - a100) * s
+                l01, h01 = (a001 + a101) * s, (a001 - a101) * s
+                l10, h10 = (a010 + a110) * s, (a010 - a110) * s
+                l11, h11 = (a011 + a111) * s, (a011 - a111) * s
+                a000, a001, a010, a011 = l00, l01, l10, l11
+                a100, a101, a110, a111 = h00, h01, h10, h11
+            if active_y:  # along axis 1
+                l0, h0 = (a000 + a010) * s, (a000 - a010) * s
+                l1, h1 = (a001 + a011) * s, (a001 - a011) * s
+                a000, a001, a010, a011 = l0, l1, h0, h1
+                l0, h0 = (a100 + a110) * s, (a100 - a110) * s
+                l1, h1 = (a101 + a111) * s, (a101 - a111) * s
+                a100, a101, a110, a111 = l0, l1, h0, h1
+            # along axis 2
+            bands[0, k, j, i] = (a000 + a001) * s
+            bands[1, k, j, i] = (a000 - a001) * s
+            if active_y:
+                bands[2, k, j, i] = (a010 + a011) * s
+                bands[3, k, j, i] = (a010 - a011) * s
+            if active_z:
+                bands[4, k, j, i] = (a100 + a101) * s
+                bands[5, k, j, i] = (a100 - a101) * s
                 if active_y:
-                    bands[2, k, j, i] = (a010 + a011) * s
-                    bands[3, k, j, i] = (a010 - a011) * s
-                if active_z:
-                    bands[4, k, j, i] = (a100 + a101) * s
-                    bands[5, k, j, i] = (a100 - a101) * s
-                    if active_y:
-                        bands[6, k, j, i] = (a110 + a111) * s
-                        bands[7, k, j, i] = (a110 - a111) * s
+                    bands[6, k, j, i] = (a110 + a111) * s
+                    bands[7, k, j, i] = (a110 - a111) * s
+        for b in range(1, nb):
+            row = bands[b, k, j]
+            total = 0.0
+            for i in range(mx):
+                v = np.float64(row[i])
+                total += v * v
+            squares[b, r] = total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _shrunk(d, t, soft):
+    """Soft (``sign(d) max(|d| - t, 0)``) or hard (``d`` where ``|d| >= t``, else 0) thresholding."""
+    zero = np.float32(0.0)
+    m = abs(d)
+    if soft:
+        r = m - t
+        return (r if d > zero else -r) if r > zero else zero
+    return d if m >= t else zero
 
 
 @jit
-def _haar_inverse(approx, bands, out, active_z, active_y):
-    """Inverse of :func:`_haar_forward` with ``approx`` as sub-band 0, cropped to ``out``'s shape."""
+def _haar_inverse(approx, bands, thresholds, soft, out, active_z, active_y, lo, hi):
+    """Inverse of :func:`_haar_forward` with ``approx`` as sub-band 0, cropped to
+    ``out``'s shape, for the band rows ``lo:hi`` (as in the forward pass).
+
+    Each detail coefficient of band ``b`` is thresholded at ``thresholds[b]``
+    as it is read (:func:`_shrunk`); the bands are left as they were.
+    """
     nz, ny, nx = out.shape
-    mz, my, mx = bands.shape[1], bands.shape[2], bands.shape[3]
+    my, mx = bands.shape[2], bands.shape[3]
     s = _S
     zero = np.float32(0.0)
-    for k in range(mz):
+    for r in range(lo, hi):
+        k = r // my
+        j = r - k * my
         z0 = 2 * k if active_z else k
-        for j in range(my):
-            y0 = 2 * j if active_y else j
-            for i in range(mx):
-                x0 = 2 * i
-                # along axis 2 first (pywt.idwtn goes through the axes backwards)
-                ll = approx[k, j, i]
-                lh = bands[1, k, j, i]
-                a000, a001 = (ll + lh) * s, (ll - lh) * s
-                a010 = a011 = a100 = a101 = a110 = a111 = zero
+        y0 = 2 * j if active_y else j
+        for i in range(mx):
+            x0 = 2 * i
+            # along axis 2 first (pywt.idwtn goes through the axes backwards)
+            ll = approx[k, j, i]
+            lh = _shrunk(bands[1, k, j, i], thresholds[1], soft)
+            a000, a001 = (ll + lh) * s, (ll - lh) * s
+            a010 = a011 = a100 = a101 = a110 = a111 = zero
+            if active_y:
+                hl = _shrunk(bands[2, k, j, i], thresholds[2], soft)
+                hh = _shrunk(bands[3, k, j, i], thresholds[3], soft)
+                a010, a011 = (hl + hh) * s, (hl - hh) * s
+            if active_z:
+                hl = _shrunk(bands[4, k, j, i], thresholds[4], soft)
+                hh = _shrunk(bands[5, k, j, i], thresholds[5], soft)
+                a100, a101 = (hl + hh) * s, (hl - hh) * s
                 if active_y:
-                    hl = bands[2, k, j, i]
-                    hh = bands[3, k, j, i]
-                    a010, a011 = (hl + hh) * s, (hl - hh) * s
+                    hl = _shrunk(bands[6, k, j, i], thresholds[6], soft)
+                    hh = _shrunk(bands[7, k, j, i], thresholds[7], soft)
+                    a110, a111 = (hl + hh) * s, (hl - hh) * s
+            if active_y:
+                l0, h0 = a000, a010
+                a000, a010 = (l0 + h0) * s, (l0 - h0) * s
+                l1, h1 = a001, a011
+                a001, a011 = (l1 + h1) * s, (l1 - h1) * s
                 if active_z:
-                    hl = bands[4, k, j, i]
-                    hh = bands[5, k, j, i]
-                    a100, a101 = (hl + hh) * s, (hl - hh) * s
-                    if active_y:
-                        hl = bands[6, k, j, i]
-                        hh = bands[7, k, j, i]
-                        a110, a111 = (hl + hh) * s, (hl - hh) * s
-                if active_y:
-                    l0, h0 = a000, a010
-                    a000, a010 = (l0 + h0) * s, (l0 - h0) * s
-                    l1, h1 = a001, a011
-                    a001, a011 = (l1 + h1) * s, (l1 - h1) * s
-                    if active_z:
-                        l0, h0 = a100, a110
-                        a100, a110 = (l0 + h0) * s, (l0 - h0) * s
-                        l1, h1 = a101, a111
-                        a101, a111 = (l1 + h1) * s, (l1 - h1) * s
-                if active_z:
-                    l0, h0 = a000, a100
-                    a000, a100 = (l0 + h0) * s, (l0 - h0) * s
-                    l0, h0 = a001, a101
-                    a001, a101 = (l0 + h0) * s, (l0 - h0) * s
-                    l0, h0 = a010, a110
-                    a010, a110 = (l0 + h0) * s, (l0 - h0) * s
-                    l0, h0 = a011, a111
-                    a011, a111 = (l0 + h0) * s, (l0 - h0) * s
-                x_in = x0 + 1 < nx
-                y_in = active_y and y0 + 1 < ny
-                z_in = active_z and z0 + 1 < nz
-                out[z0, y0, x0] = a000
+                    l0, h0 = a100, a110
+                    a100, a110 = (l0 + h0) * s, (l0 - h0) * s
+                    l1, h1 = a101, a111
+                    a101, a111 = (l1 + h1) * s, (l1 - h1) * s
+            if active_z:
+                l0, h0 = a000, a100
+                a000, a100 = (l0 + h0) * s, (l0 - h0) * s
+                l0, h0 = a001, a101
+                a001, a101 = (l0 + h0) * s, (l0 - h0) * s
+                l0, h0 = a010, a110
+                a010, a110 = (l0 + h0) * s, (l0 - h0) * s
+                l0, h0 = a011, a111
+                a011, a111 = (l0 + h0) * s, (l0 - h0) * s
+            x_in = x0 + 1 < nx
+            y_in = active_y and y0 + 1 < ny
+            z_in = active_z and z0 + 1 < nz
+            out[z0, y0, x0] = a000
+            if x_in:
+                out[z0, y0, x0 + 1] = a001
+            if y_in:
+                out[z0, y0 + 1, x0] = a010
                 if x_in:
-                    out[z0, y0, x0 + 1] = a001
+                    out[z0, y0 + 1, x0 + 1] = a011
+            if z_in:
+                out[z0 + 1, y0, x0] = a100
+                if x_in:
+                    out[z0 + 1, y0, x0 + 1] = a101
                 if y_in:
-                    out[z0, y0 + 1, x0] = a010
+                    out[z0 + 1, y0 + 1, x0] = a110
                     if x_in:
-                        out[z0, y0 + 1, x0 + 1] = a011
-                if z_in:
-                    out[z0 + 1, y0, x0] = a100
-                    if x_in:
-                        out[z0 + 1, y0, x0 + 1] = a101
-                    if y_in:
-                        out[z0 + 1, y0 + 1, x0] = a110
-                        if x_in:
-                            out[z0 + 1, y0 + 1, x0 + 1] = a111
+                        out[z0 + 1, y0 + 1, x0 + 1] = a111
 
 
 @jit
-def _mean_square(values):
+def _shrink(flat, threshold, soft):
+    """:func:`_shrunk` of every value of ``flat``, in place."""
+    t = np.float32(threshold)
+    for i in range(flat.size):
+        flat[i] = _shrunk(flat[i], t, soft)
+
+
+@jit
+def _sum_squares(flat):
     total = 0.0
-    flat = values.reshape(-1)
     for i in range(flat.size):
         v = np.float64(flat[i])
         total += v * v
-    return total / max(1, flat.size)
+    return total
 
 
-@jit
-def _shrink(values, threshold, soft):
-    """Soft (``sign(d) max(|d| - t, 0)``) or hard (``d`` where ``|d| >= t``, else 0), in place."""
-    flat = values.reshape(-1)
-    t = np.float32(threshold)
-    zero = np.float32(0.0)
-    for i in range(flat.size):
-        d = flat[i]
-        m = abs(d)
-        if soft:
-            r = m - t
-            flat[i] = (r if d > zero else -r) if r > zero else zero
-        else:
-            flat[i] = d if m >= t else zero
-
-
-def _band_threshold(detail, method, sigma, size):
+def _band_threshold(mean_square, method, sigma, size):
     """BayesShrink's per-band threshold or VisuShrink's universal one (scikit-image's formulas)."""
     if method == "VisuShrink":
         return sigma * math.sqrt(2 * math.log(size))
     var = sigma * sigma
     eps = float(np.finfo(np.float32).eps)
-    return var / math.sqrt(max(_mean_square(detail) - var, eps))
+    return var / math.sqrt(max(mean_square - var, eps))
+
+
+# A level's rows are shared among threads only when each gets this many
+# coefficients: below it, starting a piece costs more than it saves.
+_MIN_VALUES_PER_THREAD = 1 << 15
+
+
+def _on_rows(team, function, rows, row_length, *args):
+    """``function(*args, lo, hi)`` over ``range(rows)``, cut into one piece per thread."""
+    parts = max(1, min(team.threads, rows * row_length // _MIN_VALUES_PER_THREAD))
+    team.map(function, [args + piece for piece in split_evenly(rows, parts)])
 
 
 def default_levels(shape, wavelet_name):
@@ -205,18 +243,21 @@ def default_levels(shape, wavelet_name):
 
 
 def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", method="BayesShrink",
-                    wavelet_levels=None, out=None):
+                    wavelet_levels=None, out=None, threads=1):
     """``skimage.restoration.denoise_wavelet(block, sigma, ...)`` of a float block, as float32.
 
     ``block`` is one 1-D to 3-D slice (any real dtype, read as float32);
     ``sigma`` the noise standard deviation (> 0). Returns ``out`` (filled) or
-    a new float32 array.
+    a new float32 array. ``threads`` threads share each pass of the Haar
+    transform (rows of the sub-bands) and the thresholding; the result does
+    not depend on their number.
     """
     shape = block.shape
     levels = default_levels(shape, wavelet_name) if wavelet_levels is None else int(wavelet_levels)
     soft = threshold_mode == "soft"
     if wavelet_name in HAAR_NAMES and 1 <= block.ndim <= 3:
-        result = _haar_denoise(block, sigma, levels, soft, method, out)
+        with Team(threads) as team:
+            result = _haar_denoise(block, sigma, levels, soft, method, out, team)
     else:
         result = _pywt_denoise(block, sigma, wavelet_name, levels, soft, method)
     if out is not None and result is not out:
@@ -225,11 +266,12 @@ def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", 
     return result
 
 
-def _haar_denoise(block, sigma, levels, soft, method, out):
+def _haar_denoise(block, sigma, levels, soft, method, out, team):
     nd = block.ndim
     active_z, active_y = nd == 3, nd >= 2
     approx = as_3d(block)
     pyramid = []
+    thresholds = []
     for _ in range(levels):
         shape = (
             (approx.shape[0] + 1) // 2 if active_z else approx.shape[0],
@@ -238,12 +280,18 @@ def _haar_denoise(block, sigma, levels, soft, method, out):
         )
         # 2**ndim sub-bands: the kernels touch slots beyond 0-1 only for active axes
         bands = np.empty((2**nd,) + shape, np.float32)
-        _haar_forward(approx, bands, active_z, active_y)
-        pyramid.append((approx.shape, bands))
-        approx = bands[0]
-    for _, bands in pyramid:
+        rows = shape[0] * shape[1]
+        squares = np.zeros((2**nd, rows), np.float64)
+        _on_rows(team, _haar_forward, rows, shape[2], approx, bands, squares, active_z, active_y)
+        # rows added in order: the same threshold whatever the number of threads
+        size = rows * shape[2]
+        level_thresholds = np.zeros(2**nd, np.float32)
         for b in range(1, 2**nd):
-            _shrink(bands[b], _band_threshold(bands[b], method, sigma, block.size), soft)
+            mean_square = math.fsum(squares[b]) / size
+            level_thresholds[b] = _band_threshold(mean_square, method, sigma, block.size)
+        pyramid.append((approx.shape, bands))
+        thresholds.append(level_thresholds)
+        approx = bands[0]
     result = None
     for level in range(levels - 1, -1, -1):
         target_shape, bands = pyramid[level]
@@ -254,7 +302,8 @@ def _haar_denoise(block, sigma, levels, soft, method, out):
             result = np.empty(target_shape, np.float32) if target is None else target
         else:
             result = pyramid[level - 1][1][0]  # approximation slot of the finer level
-        _haar_inverse(approx, bands, result, active_z, active_y)
+        _on_rows(team, _haar_inverse, bands.shape[1] * bands.shape[2], bands.shape[3],
+                 approx, bands, thresholds[level], soft, result, active_z, active_y)
         approx = result
     if levels == 0:
         result = np.array(approx, dtype=np.float32)
@@ -268,6 +317,9 @@ def _pywt_denoise(block, sigma, wavelet_name, levels, soft, method):
     coeffs = pywt.wavedecn(image, wavelet=pywt.Wavelet(wavelet_name), level=levels)
     for detail in coeffs[1:]:
         for band in detail.values():
-            _shrink(band, _band_threshold(band, method, sigma, image.size), soft)
+            # pywt's coefficient arrays are C-contiguous: ravel is a view
+            flat = band.reshape(-1)
+            mean_square = _sum_squares(flat) / max(1, flat.size)
+            _shrink(flat, _band_threshold(mean_square, method, sigma, image.size), soft)
     result = pywt.waverecn(coeffs, wavelet_name)[tuple(slice(n) for n in image.shape)]
     return np.ascontiguousarray(result, dtype=np.float32)
