@@ -51,22 +51,37 @@ def _pairwise(values, lo, n, square):
             res += v * v if square else v
         return res
     if n <= _PW_BLOCK:
-        r = np.empty(8, np.float32)
-        for k in range(8):
-            v = values[lo + k]
-            r[k] = v * v if square else v
-        i = 8
+        # numpy's eight accumulators, as eight scalars (kept in registers)
+        block = values[lo:lo + n]
+        if square:
+            r0, r1, r2, r3 = block[0] * block[0], block[1] * block[1], block[2] * block[2], block[3] * block[3]
+            r4, r5, r6, r7 = block[4] * block[4], block[5] * block[5], block[6] * block[6], block[7] * block[7]
+        else:
+            r0, r1, r2, r3, r4, r5, r6, r7 = block[0], block[1], block[2], block[3], block[4], block[5], block[6], block[7]
         end = n - n % 8
-        while i < end:
-            for k in range(8):
-                v = values[lo + i + k]
-                r[k] += v * v if square else v
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            v = values[lo + i]
+        for i in range(8, end, 8):
+            if square:
+                r0 += block[i] * block[i]
+                r1 += block[i + 1] * block[i + 1]
+                r2 += block[i + 2] * block[i + 2]
+                r3 += block[i + 3] * block[i + 3]
+                r4 += block[i + 4] * block[i + 4]
+                r5 += block[i + 5] * block[i + 5]
+                r6 += block[i + 6] * block[i + 6]
+                r7 += block[i + 7] * block[i + 7]
+            else:
+                r0 += block[i]
+                r1 += block[i + 1]
+                r2 += block[i + 2]
+                r3 += block[i + 3]
+                r4 += block[i + 4]
+                r5 += block[i + 5]
+                r6 += block[i + 6]
+                r7 += block[i + 7]
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        for i in range(end, n):
+            v = block[i]
             res += v * v if square else v
-            i += 1
         return res
     half = n // 2
     half -= half % 8
