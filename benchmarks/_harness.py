@@ -12,7 +12,10 @@ into the next.
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -87,3 +90,23 @@ def load(spec) -> np.ndarray:
 
 def median_of(values):
     return float(np.median(values)) if values else float("nan")
+
+
+def in_fresh_process(script, *args, timeout=1800) -> dict:
+    """Run ``python script *args`` in a new interpreter; its last line of output, as JSON.
+
+    A fresh process per case keeps one case's compiled kernels, allocator
+    state and threads out of the next. Raises RuntimeError with the end of
+    the child's stderr when it fails.
+    """
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(__file__).resolve().parents[1], check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{Path(script).name} {' '.join(map(str, args))} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load_average() -> list[str]:
+    """The 1, 5 and 15 minute load averages (printed with timings: a busy machine skews them)."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _harness import measured_call, median_of, synthetic  # noqa: E402
+from _harness import in_fresh_process, load_average, measured_call, median_of, synthetic  # noqa: E402
 
 F32 = np.float32
 NOISE = 60.0  # standard deviation of the synthetic data's noise (see _harness.synthetic)
@@ -257,22 +256,19 @@ def main(argv):
     cases = [c for c in ORDER if not names or c in names]
     results = []
     t0 = time.perf_counter()
-    with open("/proc/loadavg") as f:
-        print(f"load average before: {f.read().split()[:3]}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     for case in cases:
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--case", case] + (["--quick"] if quick else []),
-                              capture_output=True, text=True, cwd=HERE.parent)
-        if proc.returncode != 0:
-            print(f"{case} failed:\n{proc.stderr[-3000:]}", flush=True)
+        try:
+            res = in_fresh_process(__file__, "--case", case, *(["--quick"] if quick else []))
+        except RuntimeError as error:
+            print(error, flush=True)
             continue
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(res)
         print(table([res])[-1], flush=True)
         print(f"    ({case}: {time.perf_counter() - t:.0f} s wall, {res['repeats']} repeats; "
               f"1 vs N threads: {res['threads_agree']['text']})", flush=True)
-    with open("/proc/loadavg") as f:
-        print(f"load average after: {f.read().split()[:3]}")
+    print(f"load average after: {load_average()}")
     print(f"total {time.perf_counter() - t0:.0f} s\n")
     print("\n".join(table(results)))
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,12 +45,9 @@ FULL_ORDER = [
 
 
 def _run(args, timeout=1800) -> dict:
-    proc = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=HERE.parent
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from _harness import in_fresh_process
+
+    return in_fresh_process(*args, timeout=timeout)
 
 
 def _mib(n) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _harness import in_fresh_process, load_average  # noqa: E402
 from denoisers import CASES  # noqa: E402
 
 TARGET = 1.8
@@ -141,20 +141,17 @@ def main(argv):
             order += probes
         order.append(case)
     order += probes
-    with open("/proc/loadavg") as f:
-        print(f"load average before: {f.read().split()[:3]}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     results = []
     for name in order:
-        proc = subprocess.run([sys.executable, __file__, "--case", name, "--rounds", str(rounds)],
-                              capture_output=True, text=True, cwd=HERE.parent)
-        if proc.returncode != 0:
-            print(f"{name} failed:\n{proc.stderr[-3000:]}", flush=True)
+        try:
+            r = in_fresh_process(__file__, "--case", name, "--rounds", rounds)
+        except RuntimeError as error:
+            print(error, flush=True)
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
         print(row(r), flush=True)
-    with open("/proc/loadavg") as f:
-        print(f"load average after: {f.read().split()[:3]}")
+    print(f"load average after: {load_average()}")
     print("\n| case | data | 1 thread / N threads (medians) | scaling 1→N (median of rounds) | spread |")
     print("|---|---|---|---|---|")
     merged = {}

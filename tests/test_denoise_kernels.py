@@ -300,9 +300,10 @@ def test_wavelet_kernel_matches_skimage(shape, name):
         assert_float32_close(out, expected)
 
 
-@pytest.mark.parametrize("shape", [(1100, 701), (64, 128, 130)])
-def test_haar_wavelet_shares_rows_among_threads_without_changing_the_result(shape):
-    # big enough that each level's rows are cut into pieces (>= 2**15 values per thread)
+@pytest.mark.parametrize("shape", [(301, 203), (20, 41, 37)])
+def test_haar_wavelet_shares_rows_among_threads_without_changing_the_result(shape, monkeypatch):
+    # small pieces, so that the rows of several levels are cut among the threads
+    monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 64)
     x = noisy_image(shape, seed=4)
     one = wavelet_kernels.denoise_wavelet(x, 9.0, threads=1)
     for threads in (2, 3):
