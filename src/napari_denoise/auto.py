@@ -168,6 +168,8 @@ def auto_denoise_steps(
             function, image, spacing=spacing if "spacing" in _parameters(function) else None,
             spatial_axes=axes, crop=window, slice_index=index,
             fixed={"noise_model": model if choice == "poisson" else "gaussian"} if takes_model else None,
+            # one kind of loss for every method, so that their losses compare
+            loss="sure" if choice == "gaussian" else "j-invariant",
             max_calls=max_calls, workers=workers, token=token,
         )
         try:

@@ -6,11 +6,12 @@ error against the unseen clean image plus the noise variance (a constant):
 * **SURE** (Stein's unbiased risk estimate; Monte-Carlo form of Ramani, Blu &
   Unser 2008), used on Gaussian noise: ``|f(x) - x|² + 2 Σ vᵢ ∂fᵢ/∂xᵢ`` per
   voxel, the divergence from one more call of the denoiser on ``x`` plus a
-  small ±1 probe. It scores the denoiser itself, so it has no bias towards
-  more smoothing; it needs the noise variance ``vᵢ`` of every voxel.
-* **J-invariance** (below), used on Poisson–Gaussian noise, where the
-  variance of each voxel comes from a fitted model that may be wrong in
-  shape and SURE would inherit the error.
+  small ±1 probe, used on Gaussian noise and for the local filters
+  (:data:`SURE_ALWAYS`). It scores the denoiser itself, so it has no bias
+  towards more smoothing; it needs the noise variance ``vᵢ`` of every voxel.
+* **J-invariance** (below), used for the other denoisers on
+  Poisson–Gaussian noise, where the variance of each voxel comes from a
+  fitted model that may be wrong in shape and SURE would inherit the error.
 
 Measured against oracle-tuned parameters (benchmarks/quality.py), the
 J-invariant loss alone left bilateral 0.38 dB and the Gaussian 0.29 dB
@@ -96,15 +97,24 @@ DEFAULT_MAX_CALLS = 10
 MAX_EXTENSIONS = 2
 #: The self-supervised losses :func:`calibrate` can use, and its default.
 #: "auto": SURE where the crop's noise is Gaussian (one variance, estimated
-#: robustly), the J-invariant loss where it is Poisson–Gaussian. SURE needs
-#: the noise variance of every voxel, and a fitted Poisson–Gaussian model can
-#: be wrong in shape: on the 3-D crop at 10 photons (gain fitted 0.70 for a
-#: true 1) SURE chose total variation 5 dB and block matching 4 dB below
-#: their oracle, where the J-invariant loss, which needs no variance, stayed
-#: within 0.8 dB. On Gaussian noise SURE was the closer of the two for every
-#: denoiser (benchmarks/quality.py).
+#: robustly) and for the local filters of :data:`SURE_ALWAYS`; the
+#: J-invariant loss for the other denoisers on Poisson–Gaussian noise. SURE
+#: needs the noise variance of every voxel, and a fitted Poisson–Gaussian
+#: model can be wrong in shape: on the 3-D crop at 10 photons (gain fitted
+#: 0.70 for a true 1) SURE chose total variation 5 dB, block matching 4 dB
+#: and wavelet 2.8 dB below their oracle, where the J-invariant loss, which
+#: needs no variance, stayed within 0.8 dB. On Gaussian noise SURE was the
+#: closer of the two for every denoiser (benchmarks/quality.py).
 LOSSES = ("auto", "sure", "j-invariant")
 DEFAULT_LOSS = "auto"
+#: Denoisers calibrated by SURE under 'auto' whatever the noise: local
+#: filters with a large weight on the voxel itself, whose J-invariant
+#: version (that weight moved to a stand-in already averaged from the
+#: neighbours) is a much worse denoiser the less it smooths, so the
+#: J-invariant loss over-smooths them (measured over the 12 Poisson cases:
+#: bilateral 0.40 dB and Gaussian 0.36 dB below the oracle on average with
+#: it, 0.27 and 0.21 dB with SURE, the 3-D 10-photon crop included).
+SURE_ALWAYS = frozenset({"gaussian", "mean", "median", "bilateral"})
 #: Size of the Monte-Carlo SURE probe, in noise standard deviations. Small
 #: enough that the denoiser is near linear over it, large enough that an
 #: iterative denoiser's stopping rule does not drown it. Measured on 2-D
@@ -635,7 +645,8 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     if mask_model is None:
         mask_model = model_cache["model"] = noise_model_of_slice(data)
     if loss_kind == "auto":
-        loss_kind = "sure" if mask_model.kind == "gaussian" and not stabilised else "j-invariant"
+        gaussian_noise = mask_model.kind == "gaussian" and not stabilised
+        loss_kind = "sure" if gaussian_noise or function.__name__ in SURE_ALWAYS else "j-invariant"
     if loss_kind == "sure":
         # Monte-Carlo SURE (Ramani, Blu & Unser 2008), variance of the noise model per voxel:
         # E|f(x) - clean|² = E|f(x) - x|² - Σv + 2 Σ v ∂f_i/∂x_i, the divergence from one random probe.
@@ -727,10 +738,10 @@ def calibrate(
 ):
     """Choose a denoiser's parameters by a self-supervised loss on a crop.
 
-    The clean image is never used. On Gaussian noise each candidate denoises
-    the crop and the crop plus a small ±1 probe, and is scored by SURE, the
-    true error plus a constant (Ramani et al. 2008). On Poisson–Gaussian
-    noise each candidate denoises a crop in which one voxel in ``stride``^k
+    The clean image is never used. On Gaussian noise (and for the local
+    filters) each candidate denoises the crop and the crop plus a small ±1
+    probe, and is scored by SURE, the true error plus a constant (Ramani et
+    al. 2008). Otherwise, on Poisson–Gaussian noise, each candidate denoises a crop in which one voxel in ``stride``^k
     has been replaced by the mean of its neighbours plus fresh noise of the
     crop's noise model, and is scored by the mean squared difference to the
     noisy voxels there, also the true error (of that J-invariant denoiser)
@@ -777,9 +788,10 @@ def calibrate(
         lowest loss lies at an end is carried on past it (up to 2 values per
         end) while calls are left.
     loss : {'auto', 'sure', 'j-invariant'}, default 'auto'
-        The self-supervised loss: SURE on a crop whose fitted noise model is
-        Gaussian, J-invariant on Poisson–Gaussian noise ('auto'), or the one
-        named.
+        The self-supervised loss: 'auto' is SURE on a crop whose fitted
+        noise model is Gaussian and for the local filters of
+        :data:`SURE_ALWAYS` (Gaussian, mean, median, bilateral), J-invariant
+        for the others on Poisson–Gaussian noise; or the one named.
     seed : int, default 0
         Chooses the phase of the scored grid.
     workers : int, optional
