@@ -72,6 +72,7 @@ def test_poisson_under_the_noise_model():
     model = result.fixed["noise_model"]
     assert isinstance(model, nd.NoiseModel) and model.kind == "poisson-gaussian"
     assert result.noise == 1.0  # the grid is in units of the stabilised noise
+    assert result.loss_kind == "j-invariant"  # the fitted variance of each voxel is not trusted to SURE
     grid = DEFAULT_GRIDS["total_variation"](nd.calibration.CropInfo(1.0, 2))
     assert {t.parameters["weight"] for t in result.trials} <= set(grid["weight"])
     gap, _ = oracle_gap(nd.total_variation, clean + 0.5 / 20, noisy, result, grid)
@@ -285,3 +286,23 @@ def test_search_walks_downhill_within_the_budget():
     tried = run_search([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0, 8.0, 16.0]], loss, budget=8)
     assert len(tried) <= 8 and len(set(tried)) == len(tried)
     assert min(tried, key=lambda p: loss(*p)) == (3.0, 2.0)
+
+
+def test_loss_kind_follows_the_noise_and_the_denoiser():
+    rng = np.random.default_rng(12)
+    clean = clean_plane(size=96)
+    gaussian_noise = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    photons = (rng.poisson(clean * 20 + 0.5) / 20.0).astype(np.float32)
+    grid = {"weight": [0.5, 1.0]}
+    assert nd.calibrate(nd.total_variation, gaussian_noise, parameters={"weight": [0.05, 0.1]}).loss_kind == "sure"
+    assert nd.calibrate(nd.total_variation, photons, parameters=grid, fixed={"noise_model": "auto"}).loss_kind \
+        == "j-invariant"
+    # local filters: SURE whatever the noise (their J-invariant loss over-smooths)
+    assert nd.calibrate(nd.gaussian, photons, parameters={"sigma": [1.0, 2.0]}).loss_kind == "sure"
+    forced = nd.calibrate(nd.gaussian, photons, parameters={"sigma": [1.0, 2.0]}, loss="j-invariant")
+    assert forced.loss_kind == "j-invariant"
+    # SURE estimates the true error plus the noise variance, from the noisy image alone
+    for sigma in (0.5, 1.0, 3.0):
+        sure = nd.calibrate(nd.gaussian, gaussian_noise, parameters={"sigma": [sigma]}, loss="sure")
+        truth = float(np.mean((nd.gaussian(gaussian_noise, sigma=sigma) - clean) ** 2)) + 0.1**2
+        assert sure.loss == pytest.approx(truth, rel=0.03)
