@@ -405,7 +405,7 @@ def wavelet(
         Average the shrinkages of the slice shifted by 0 or 1 voxel along
         each spatial axis (2^k runs: 4 in 2-D, 8 in 3-D; Coifman & Donoho
         1995), which removes the blocky artefacts of one decimated
-        transform. It gained 1.4 dB on average over the quality benchmark's
+        transform. It gained 1.3 dB on average over the quality benchmark's
         21 cases (Gaussian and Poisson noise, 2-D and 3-D;
         ``benchmarks/quality.py``) for 4–8× the time of this, the fastest
         denoiser.
