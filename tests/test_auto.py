@@ -76,7 +76,7 @@ def test_report_is_plain_data_and_complete():
     assert data["method"] == report.method
     assert data["noise_model"]["kind"] == "gaussian"
     assert [row["method"] for row in data["losses"]] == ["gaussian", "wavelet"]
-    assert all(len(row["trials"]) >= 4 for row in data["losses"])
+    assert all(len(row["trials"]) >= 3 for row in data["losses"])  # the middle candidate and both neighbours at least
     assert report.table()[0][0] == report.method
     assert report.seconds > 0
 

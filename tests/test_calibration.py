@@ -1,6 +1,8 @@
-"""Self-supervised (J-invariant) calibration against oracle sweeps on the clean image."""
+"""Self-supervised calibration (SURE or J-invariant loss) against oracle sweeps on the clean image."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -22,10 +24,17 @@ def clean_plane(index=30, size=192):
     return (plane - plane.min()) / np.ptp(plane)
 
 
-def oracle_gap(function, clean, noisy, result, **kwargs):
-    """dB between the best candidate against the clean image and the calibrated one."""
-    scores = {repr(t.parameters): psnr(clean, function(noisy, **kwargs, **result.fixed, **t.parameters), 1.0)
-              for t in result.trials}
+def oracle_gap(function, clean, noisy, result, grid=None, **kwargs):
+    """dB between the best candidate against the clean image and the calibrated one.
+
+    The candidates are those the calibration tried, or every point of ``grid``
+    ({name: values}) and the calibrated choice.
+    """
+    points = [dict(t.parameters) for t in result.trials]
+    if grid is not None:
+        names = list(grid)
+        points = [dict(zip(names, values)) for values in itertools.product(*grid.values())] + [result.best]
+    scores = {repr(p): psnr(clean, function(noisy, **kwargs, **result.fixed, **p), 1.0) for p in points}
     return max(scores.values()) - scores[repr(result.best)], scores
 
 
@@ -44,7 +53,9 @@ def test_2d_gaussian_noise_picks_near_the_oracle(name, parameters):
     noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
     function = getattr(nd, name)
     result = nd.calibrate(function, noisy, parameters=parameters)
-    gap, scores = oracle_gap(function, clean, noisy, result)
+    grid = parameters or DEFAULT_GRIDS[name](nd.calibration.CropInfo(result.noise, 2))
+    # against the best of the whole grid, though the search tried only part of it
+    gap, scores = oracle_gap(function, clean, noisy, result, grid)
     assert gap <= 0.3, (result.best, scores)
     # it is a real choice: the candidates differ by much more than the gap
     assert max(scores.values()) - min(scores.values()) > 1.0
@@ -61,9 +72,10 @@ def test_poisson_under_the_noise_model():
     model = result.fixed["noise_model"]
     assert isinstance(model, nd.NoiseModel) and model.kind == "poisson-gaussian"
     assert result.noise == 1.0  # the grid is in units of the stabilised noise
-    assert [t.parameters["weight"] for t in result.trials] == DEFAULT_GRIDS["total_variation"](
-        nd.calibration.CropInfo(1.0, 2))["weight"]
-    gap, _ = oracle_gap(nd.total_variation, clean + 0.5 / 20, noisy, result)
+    assert result.loss_kind == "j-invariant"  # the fitted variance of each voxel is not trusted to SURE
+    grid = DEFAULT_GRIDS["total_variation"](nd.calibration.CropInfo(1.0, 2))
+    assert {t.parameters["weight"] for t in result.trials} <= set(grid["weight"])
+    gap, _ = oracle_gap(nd.total_variation, clean + 0.5 / 20, noisy, result, grid)
     assert gap <= 0.3
     out = nd.total_variation(noisy, **result.kwargs)
     assert psnr(clean + 0.5 / 20, out, 1.0) > psnr(clean + 0.5 / 20, noisy, 1.0) + 5
@@ -151,13 +163,20 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     rng = np.random.default_rng(5)
     clean = np.pad(clean_plane(size=256), ((0, 128), (0, 128)), mode="reflect")
     noisy = (clean + rng.normal(0, 0.1, (384, 384))).astype(np.float32)
-    # 3 × 5 = 15 candidates: searched one parameter at a time within the budget of 10
+    # 3 × 5 = 15 candidates: searched one parameter at a time within the budget of 10 calls,
+    # 2 per candidate with the SURE loss (the crop and the crop plus the probe), 1 with J-invariance
     result = nd.calibrate(nd.bilateral, noisy)
-    assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
+    assert 4 <= len(calls) <= 10 and 2 * len(result.trials) == len(calls)
     assert set(calls) == {crop_shape((384, 384))} == {(256, 256)}
     calls.clear()
-    nd.calibrate(nd.bilateral, noisy, max_calls=3)
+    result = nd.calibrate(nd.bilateral, noisy, loss="j-invariant")
+    assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
+    calls.clear()
+    nd.calibrate(nd.bilateral, noisy, max_calls=3, loss="j-invariant")
     assert len(calls) == 3
+    calls.clear()
+    nd.calibrate(nd.bilateral, noisy, max_calls=5)
+    assert len(calls) == 4
 
 
 def test_progress_and_cancel():
@@ -211,9 +230,79 @@ def test_arguments_checked():
         nd.calibrate(nd.gaussian, x, stride=1)
     with pytest.raises(ValueError, match="^max_calls"):
         nd.calibrate(nd.gaussian, x, max_calls=0)
+    with pytest.raises(ValueError, match="^max_calls"):
+        nd.calibrate(nd.gaussian, x, max_calls=1)  # SURE needs two calls per candidate
+    with pytest.raises(ValueError, match="^loss"):
+        nd.calibrate(nd.gaussian, x, loss="mse")
     with pytest.raises(ValueError, match="^slice_index"):
         nd.calibrate(nd.gaussian, np.stack([x, x]), spatial_axes=(1, 2), slice_index=2)
     with pytest.raises(ValueError, match="^crop"):
         nd.calibrate(nd.gaussian, x, crop=(slice(0, 2), slice(0, 40)))
     with pytest.raises(ValueError, match="^fixed"):
         nd.calibrate(nd.gaussian, x, fixed={"spacing": (1, 1)})
+
+
+def run_search(values, loss, budget):
+    """The candidates :func:`_search` tries on a known loss function, in order."""
+    from napari_denoise.calibration import _search
+
+    tried = []
+    search = _search(values, budget)
+    try:
+        point = next(search)
+        while True:
+            tried.append(point)
+            point = search.send(loss(*point))
+    except StopIteration:
+        return tried
+
+
+def test_search_extends_a_grid_whose_minimum_lies_at_its_end():
+    # the minimum (σ = 16) lies two doublings past the end of a 1, 2, 4 grid
+    tried = run_search([[1.0, 2.0, 4.0]], lambda s: (np.log2(s) - 4) ** 2, budget=10)
+    assert [p[0] for p in tried] == [1.0, 2.0, 4.0, 8.0, 16.0]  # at most 2 values past each end
+    # evenly spaced grids go on by their step, down no further than one step above zero
+    tried = run_search([[3, 5, 7]], lambda s: abs(s - 11), budget=10)
+    assert [p[0] for p in tried] == [3, 5, 7, 9, 11] and all(isinstance(p[0], int) for p in tried)
+    tried = run_search([[3, 5, 7]], lambda s: s, budget=10)
+    assert [p[0] for p in tried] == [3, 5, 7]  # 1 would be the identity: not tried
+    # not extended: a minimum inside the grid, non-numbers, and a spent budget
+    assert len(run_search([[1.0, 2.0, 4.0]], lambda s: abs(s - 2), budget=10)) == 3
+    assert len(run_search([["a", "b"]], lambda s: s == "a", budget=10)) == 2
+    assert len(run_search([[1.0, 2.0, 4.0]], lambda s: -s, budget=4)) == 4
+
+
+def test_search_walks_downhill_within_the_budget():
+    grid = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
+    # larger than the budget: from the middle (1.0) towards the minimum, stopping where the loss rises
+    tried = run_search([grid], lambda w: (w - 0.5) ** 2, budget=5)
+    assert [p[0] for p in tried] == [1.0, 0.75, 0.5, 0.25]
+    tried = run_search([grid], lambda w: (w - 2.0) ** 2, budget=5)
+    assert [p[0] for p in tried] == [1.0, 0.75, 1.5, 2.0, 3.0]
+    # two parameters: one at a time, each walk from the other's best; never more than the budget
+    def loss(a, b):
+        return (a - 3.0) ** 2 + (np.log2(b) - 1) ** 2
+
+    tried = run_search([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0, 8.0, 16.0]], loss, budget=8)
+    assert len(tried) <= 8 and len(set(tried)) == len(tried)
+    assert min(tried, key=lambda p: loss(*p)) == (3.0, 2.0)
+
+
+def test_loss_kind_follows_the_noise_and_the_denoiser():
+    rng = np.random.default_rng(12)
+    clean = clean_plane(size=96)
+    gaussian_noise = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    photons = (rng.poisson(clean * 20 + 0.5) / 20.0).astype(np.float32)
+    grid = {"weight": [0.5, 1.0]}
+    assert nd.calibrate(nd.total_variation, gaussian_noise, parameters={"weight": [0.05, 0.1]}).loss_kind == "sure"
+    assert nd.calibrate(nd.total_variation, photons, parameters=grid, fixed={"noise_model": "auto"}).loss_kind \
+        == "j-invariant"
+    # local filters: SURE whatever the noise (their J-invariant loss over-smooths)
+    assert nd.calibrate(nd.gaussian, photons, parameters={"sigma": [1.0, 2.0]}).loss_kind == "sure"
+    forced = nd.calibrate(nd.gaussian, photons, parameters={"sigma": [1.0, 2.0]}, loss="j-invariant")
+    assert forced.loss_kind == "j-invariant"
+    # SURE estimates the true error plus the noise variance, from the noisy image alone
+    for sigma in (0.5, 1.0, 3.0):
+        sure = nd.calibrate(nd.gaussian, gaussian_noise, parameters={"sigma": [sigma]}, loss="sure")
+        truth = float(np.mean((nd.gaussian(gaussian_noise, sigma=sigma) - clean) ** 2)) + 0.1**2
+        assert sure.loss == pytest.approx(truth, rel=0.03)

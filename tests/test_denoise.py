@@ -139,15 +139,26 @@ def test_tv_default_weight_is_noise_estimate():
 @pytest.mark.parametrize("mode", ["soft", "hard"])
 def test_wavelet_equals_skimage(method, mode):
     x = noisy_image((48, 52), seed=9)
-    out = nd.wavelet(x, sigma=9.0, method=method, threshold_mode=mode)
+    out = nd.wavelet(x, sigma=9.0, method=method, threshold_mode=mode, cycle_spin=False)
     expected = restoration.denoise_wavelet(x, sigma=9.0, method=method, mode=mode, rescale_sigma=True)
     assert_float32_close(out, expected)
+
+
+@pytest.mark.parametrize("shape", [(48, 52), (10, 32, 30)])
+def test_wavelet_cycle_spin_equals_skimage(shape):
+    x = noisy_image(shape, seed=11)
+    out = nd.wavelet(x, sigma=9.0)  # the default: mean over the 2^k one-voxel shifts
+    expected = restoration.cycle_spin(
+        x, lambda y: restoration.denoise_wavelet(y, sigma=9.0, rescale_sigma=True), max_shifts=1, channel_axis=None
+    )
+    assert_float32_close(out, expected)
+    assert np.abs(out - nd.wavelet(x, sigma=9.0, cycle_spin=False)).max() > 1  # it is not the plain shrinkage
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 def test_wavelet_default_sigma_and_options():
     x = noisy_image((10, 32, 30), seed=10)
-    out = nd.wavelet(x, wavelet_name="db2", wavelet_levels=2)
+    out = nd.wavelet(x, wavelet_name="db2", wavelet_levels=2, cycle_spin=False)
     expected = restoration.denoise_wavelet(x, sigma=sk_sigma(x), wavelet="db2", wavelet_levels=2)
     assert_float32_close(out, expected, rtol=1e-4, atol_rel=1e-4)
     # float input: neither rescaled nor clipped

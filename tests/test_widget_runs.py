@@ -92,7 +92,7 @@ CASES = {
     # in-process reference does): the widget must pass the layer's spacing
     "total_variation": ({"weight": "10"}, None,
                         lambda f: napari_denoise.total_variation(f, weight=10.0, spacing=SP), 1e-5, {}),
-    "wavelet": ({"sigma": "10"}, None,
+    "wavelet": ({"sigma": "10", "cycle_spin": False}, None,
                 lambda f: restoration.denoise_wavelet(
                     f, sigma=10.0, wavelet="db1", mode="soft", method="BayesShrink",
                     rescale_sigma=True, channel_axis=None),

@@ -2,9 +2,10 @@
 
 :func:`auto_denoise` fits the Poisson–Gaussian noise model
 (:func:`~napari_denoise.estimate_noise_model`) on a representative crop,
-calibrates each candidate method there by its self-supervised J-invariant
-loss (:func:`~napari_denoise.calibrate`, the same crop, scored voxels and
-mask for every method, so the losses compare across methods), and runs the
+calibrates each candidate method there by its self-supervised loss
+(:func:`~napari_denoise.calibrate`: SURE on Gaussian noise, the J-invariant
+loss on Poisson–Gaussian noise; the same loss, crop, probe or scored voxels
+and mask for every method, so the losses compare across methods), and runs the
 method with the lowest loss on the whole image. Denoisers that take
 ``noise_model`` run on the variance-stabilised image when the noise is
 signal-dependent. The report says what was chosen and why.
@@ -167,6 +168,8 @@ def auto_denoise_steps(
             function, image, spacing=spacing if "spacing" in _parameters(function) else None,
             spatial_axes=axes, crop=window, slice_index=index,
             fixed={"noise_model": model if choice == "poisson" else "gaussian"} if takes_model else None,
+            # one kind of loss for every method, so that their losses compare
+            loss="sure" if choice == "gaussian" else "j-invariant",
             max_calls=max_calls, workers=workers, token=token,
         )
         try:
@@ -220,7 +223,7 @@ def auto_denoise(
 
     Fits the noise model, calibrates each method in ``methods`` on one
     representative crop (:func:`~napari_denoise.calibrate`), picks the
-    method and parameters whose J-invariant loss is lowest and runs it on the
+    method and parameters whose self-supervised loss is lowest and runs it on the
     whole image. The clean image is never needed.
 
     Parameters
@@ -261,9 +264,11 @@ def auto_denoise(
 
     Notes
     -----
-    All losses are measured on the same crop, scored voxels and mask, in the
-    image's units: they differ between methods by their true mean squared
-    error only (Batson & Royer 2019), so the lowest is the best estimate.
+    All losses are of one kind (SURE on Gaussian noise, J-invariant on
+    Poisson–Gaussian noise) and measured on the same crop and probe, or
+    scored voxels and mask, in the image's units: they differ between methods
+    by their (estimated) true mean squared error only (Ramani et al. 2008;
+    Batson & Royer 2019), so the lowest is the best estimate.
 
     References
     ----------
