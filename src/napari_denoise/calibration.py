@@ -362,7 +362,7 @@ def _search(values: list[list], max_calls: int) -> Iterator[tuple[int, ...]]:
             return
 
 
-def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict) -> dict:
+def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict, token=None) -> dict:
     """String noise models fitted once on the unmasked crop (the masked one would bias the fit)."""
     value = kwargs.get("noise_model")
     if value is None or isinstance(value, NoiseModel):
@@ -371,7 +371,7 @@ def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict) -> dict:
     if choice == "gaussian":
         return kwargs
     if "model" not in cache:
-        cache["model"] = noise_model_of_slice(crop)
+        cache["model"] = noise_model_of_slice(crop, token)
     model = cache["model"]
     if choice == "auto" and model.kind == "gaussian" or (model.gain == 0 and model.read_sigma == 0):
         return {**kwargs, "noise_model": "gaussian"}
@@ -488,9 +488,9 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     region, data = _region(image, axes, lead_axes, index, crop, spacing)
     noisy = data.astype(np.float64)
     model_cache: dict = {}
-    resolved_fixed = _resolve_noise_models(fixed, data, model_cache)
+    resolved_fixed = _resolve_noise_models(fixed, data, model_cache, token)
     stabilised = isinstance(resolved_fixed.get("noise_model"), NoiseModel)
-    noise = 1.0 if stabilised else noise_of_slice(data)
+    noise = 1.0 if stabilised else noise_of_slice(data, token)
     if parameters is None:
         info = CropInfo(noise, data.ndim, min(spacing) if spacing is not None else 1.0, stabilised)
         parameters = default_grid(function.__name__, info)
@@ -500,7 +500,7 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     coords = _grid_mask(data.shape, stride, phase)
     mask_model = resolved_fixed["noise_model"] if stabilised else model_cache.get("model")
     if mask_model is None:
-        mask_model = model_cache["model"] = noise_model_of_slice(data)
+        mask_model = model_cache["model"] = noise_model_of_slice(data, token)
     masked = noise_matched_mask(data, coords, spacing, mask_model, rng)
     call_kwargs = {}
     if "spacing" in accepted and spacing is not None:
@@ -518,7 +518,7 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         except StopIteration:
             break
         candidate = {name: vals[i] for name, vals, i in zip(names, values, choice)}
-        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache)
+        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache, token)
         op = function.op(masked, **call_kwargs, **kwargs)
         start = (number * planned + len(trials)) * _CALL_STEPS
         run = _scheduler.steps(op, masked, workers=workers, token=token)
