@@ -27,7 +27,17 @@ from ..kernels import borders, median as median_kernels, separable
 from . import _folding
 from .._filter_op import PIECE_SECONDS
 from .._scheduler import Cancelled
-from ._base import BorderMode, Cost, FilterOp, check_mode, filter_function, halo_for, library_kernel, setup
+from ._base import (
+    BorderMode,
+    Cost,
+    FilterOp,
+    check_mode,
+    filter_function,
+    halo_for,
+    library_kernel,
+    polled_library_kernel,
+    setup,
+)
 
 __all__ = [
     "gaussian",
@@ -171,17 +181,6 @@ def correlate_ndimage(block, *, passes, mode, cval, flag=None):
 _LIBRARY_SECONDS_PER_TAP = 3e-9
 
 
-def _correlate_kernel(block, keep, out, context, token, *, passes, mode, cval):
-    """Kernel of the scipy fallback (modes or dimensions the compiled passes lack):
-    :func:`correlate_ndimage` on the block, cancellable between pieces of each pass."""
-    result = correlate_ndimage(np.asarray(block, dtype=np.float32), passes=passes, mode=mode, cval=cval,
-                               flag=token.flag)[tuple(keep)]
-    if out is None:
-        return result
-    out[...] = result
-    return out
-
-
 def separable_kernel(block, keep, out, context, token, *, passes, mode, cval):
     """Kernel: 1-D correlation ``passes`` in order (compiled, bit-identical to ndimage)."""
     return separable.separable(block, passes, mode, cval, keep, out)
@@ -253,7 +252,7 @@ def gaussian(
         cost = passes_cost(passes)
     else:
         cost = passes_cost(passes, library=True)
-        kernel = partial(_correlate_kernel, passes=passes, mode=mode, cval=cval)
+        kernel = polled_library_kernel(correlate_ndimage, {"passes": passes, "mode": mode, "cval": cval})
     return FilterOp("gaussian", kernel, axes, halo_for(reach, mode), cost, {"sigma": sigma_px})
 
 
@@ -315,7 +314,7 @@ def mean(
             kernel, cost = partial(separable_kernel, passes=passes, mode=mode, cval=cval), passes_cost(passes)
         else:
             cost = passes_cost(passes, library=True)
-            kernel = partial(_correlate_kernel, passes=passes, mode=mode, cval=cval)
+            kernel = polled_library_kernel(correlate_ndimage, {"passes": passes, "mode": mode, "cval": cval})
     elif borders.supported(mode, len(axes)):  # same running sums as ndimage, compiled
         kernel = partial(_uniform_kernel, size=size_px, mode=mode, cval=cval)
         cost = Cost(3e-9)
