@@ -306,7 +306,7 @@ def _haar_band(block: np.ndarray):
     return corners.mean(axis=-1), detail, corners
 
 
-def _clip_values(block: np.ndarray) -> tuple[float | None, float | None]:
+def _clip_values(block: np.ndarray, flag: np.ndarray = _NEVER) -> tuple[float | None, float | None]:
     """The image's minimum / maximum when values pile up there (clipping, saturation).
 
     A pile-up is an extreme value held by many pixels and by far more of them
@@ -316,14 +316,17 @@ def _clip_values(block: np.ndarray) -> tuple[float | None, float | None]:
         lowest, highest = np.nanmin(block), np.nanmax(block)
     clips = []
     for extreme, beyond in ((lowest, np.greater), (highest, np.less)):
+        _stop_if_cancelled(flag)  # (each of these steps is a pass over the whole slice)
         at = np.count_nonzero(block == extreme)
         if at < max(16, 1e-4 * block.size):
             clips.append(None)
             continue
+        _stop_if_cancelled(flag)
         inside = beyond(block, extreme)  # NaN compares False
         if not inside.any():
             clips.append(None)
             continue
+        _stop_if_cancelled(flag)
         following = block.min(where=inside, initial=np.inf) if beyond is np.greater else block.max(
             where=inside, initial=-np.inf
         )
@@ -352,7 +355,7 @@ def _block_statistics(block: np.ndarray, flag: np.ndarray) -> dict | None:
     if block.ndim == 0 or min(block.shape) < 6 or not np.isfinite(block).any():
         return None
     _stop_if_cancelled(flag)
-    low, high = _clip_values(block)
+    low, high = _clip_values(block, flag)
     parts = []
     for slab in _slabs(block):
         if min(slab.shape) < 6:
