@@ -412,11 +412,12 @@ def _bins(stats, mask, flag):
         return None
     _stop_if_cancelled(flag)
     # Sorted first: the same quantiles (they depend on the values only), and
-    # numpy's vectorised sort and then quantile's partition of sorted values
-    # take half the time of the partition of unsorted ones, in two steps.
+    # numpy's vectorised sort and then quantile's partition of the sorted
+    # values, in place (level is this function's copy), take a third of the
+    # time of the partition of unsorted ones, in two steps.
     level.sort()
     _stop_if_cancelled(flag)
-    edges = np.quantile(level, np.linspace(0, 1, _FIT_BINS + 1))
+    edges = np.quantile(level, np.linspace(0, 1, _FIT_BINS + 1), overwrite_input=True)
     del level
     # searchsorted into the edges and bincount of the masked blocks, in one pass
     sums = level_sets.level_set_sums(
