@@ -21,12 +21,15 @@ from napari_denoise._scheduler import POOL_THREAD_PREFIX, Cancelled
 
 from _numeric_helpers import FILTERS
 
-#: Seconds from Cancel until the run's threads have ended. The issue asks for
-#: one: tiles are sized to ~0.25 s and the kernels that run longer poll the
-#: flag; the margin is for a 2-core CI machine loaded 4x (the whole suite),
-#: where a 0.25 s tile takes a second (measured 2.2 s once for Difference of
-#: Gaussians, 0.04-0.6 s for most filters on a lighter load).
-CANCEL_SECONDS = 2.5
+#: Seconds from Cancel until the run's threads have ended: the issue's one.
+#: Tiles are sized to ~0.25 s, library calls are cut into ~0.1 s pieces, the
+#: kernels and the noise estimates that run longer poll the flag. A single
+#: timing on a loaded 2-core CI machine (the whole suite running) can stall
+#: for a while, so each case takes the MEDIAN OF 3 ATTEMPTS (stopping as soon
+#: as two agree on the verdict): one slow attempt does not fail it, a filter
+#: that ignores Cancel does.
+CANCEL_SECONDS = 1.0
+ATTEMPTS = 3
 #: Cancel this long after the kernels started.
 RUNNING_SECONDS = 0.2
 
@@ -52,12 +55,14 @@ LONG_RUNS = {
 #: The Anscombe-wrapped runs (noise_model='poisson') of the edge-preserving denoisers.
 STABILISED = ["total_variation", "non_local_means", "block_matching"]
 #: Runs that start by estimating the noise of one large slice (the default of
-#: every edge-preserving denoiser): the estimate (a wavelet transform and a
-#: median over the whole slice, ~2.7 s for 4096 x 4096 on a loaded 2-core
-#: machine) does not poll the cancel flag yet.
+#: every edge-preserving denoiser: a fitted noise model, noise_model='auto',
+#: and the noise level): 1.5-4 s for 4096 x 4096 on a loaded 2-core machine,
+#: cancelled while it runs.
 ESTIMATING = {
-    "wavelet": ((1, 4096, 4096), {"spatial_axes": (1, 2)}),
-    "bilateral": ((1, 4096, 4096), {"spatial_axes": (1, 2)}),
+    "wavelet": ("wavelet", (1, 4096, 4096), {"spatial_axes": (1, 2)}),
+    "bilateral": ("bilateral", (1, 4096, 4096), {"spatial_axes": (1, 2)}),
+    "total_variation poisson": ("total_variation", (1, 4096, 4096), {"spatial_axes": (1, 2), "noise_model": "poisson"}),
+    "wavelet 3-D": ("wavelet", (256, 256, 256), {}),
 }
 
 
@@ -104,6 +109,20 @@ def _cancel_latency(name, shape, kwargs):
     return latency, outcome
 
 
+def _median_cancel_latency(name, shape, kwargs):
+    """Median latency of up to :data:`ATTEMPTS` runs (fewer once the verdict is sure)."""
+    latencies = []
+    for _ in range(ATTEMPTS):
+        latency, outcome = _cancel_latency(name, shape, kwargs)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome.get("cancelled"), f"{name}: the run finished before Cancel; make the run longer"
+        latencies.append(latency)
+        within = sum(t <= CANCEL_SECONDS for t in latencies)
+        if within > ATTEMPTS // 2 or len(latencies) - within > ATTEMPTS // 2:
+            break
+    return sorted(latencies)[len(latencies) // 2], latencies
+
+
 @pytest.mark.parametrize(
     "name, noise_model",
     [(name, None) for name in sorted(LONG_RUNS)] + [(name, "poisson") for name in STABILISED],
@@ -112,17 +131,14 @@ def test_cancel_stops_the_computation_within_a_second(name, noise_model):
     shape, kwargs = LONG_RUNS[name]
     if noise_model is not None:
         kwargs = {**kwargs, "noise_model": noise_model}
-    latency, outcome = _cancel_latency(name, shape, kwargs)
-    assert "error" not in outcome, outcome.get("error")
-    assert outcome.get("cancelled"), f"{name}: the run finished before Cancel; make LONG_RUNS longer"
-    print(f"{name} noise_model={noise_model}: threads ended {latency:.3f} s after Cancel")
-    assert latency <= CANCEL_SECONDS, f"{name}: threads kept working {latency:.2f} s after Cancel"
+    latency, attempts = _median_cancel_latency(name, shape, kwargs)
+    print(f"{name} noise_model={noise_model}: threads ended {attempts} s after Cancel")
+    assert latency <= CANCEL_SECONDS, f"{name}: threads kept working {attempts} s after Cancel"
 
 
-@pytest.mark.xfail(reason="#11: the per-slice noise estimate of a large slice is not cancellable yet", strict=False)
-@pytest.mark.parametrize("name", sorted(ESTIMATING))
-def test_cancel_while_estimating_the_noise_of_a_large_slice(name):
-    shape, kwargs = ESTIMATING[name]
-    latency, outcome = _cancel_latency(name, shape, kwargs)
-    print(f"{name} (estimating): threads ended {latency:.3f} s after Cancel")
-    assert outcome.get("cancelled") and latency <= 1.0  # the issue's second
+@pytest.mark.parametrize("case", sorted(ESTIMATING))
+def test_cancel_while_estimating_the_noise_of_a_large_slice(case):
+    name, shape, kwargs = ESTIMATING[case]
+    latency, attempts = _median_cancel_latency(name, shape, kwargs)
+    print(f"{case} (estimating): threads ended {attempts} s after Cancel")
+    assert latency <= CANCEL_SECONDS, f"{case}: threads kept working {attempts} s after Cancel"

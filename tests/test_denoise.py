@@ -377,7 +377,7 @@ def test_denormal_noise_estimate_is_harmless(name, monkeypatch):
     # a nearly flat image can estimate its noise as a subnormal number
     from napari_denoise.filters import denoise
 
-    monkeypatch.setattr(denoise, "noise_of_slice", lambda piece: 1e-48)
+    monkeypatch.setattr(denoise, "noise_of_slice", lambda piece, token=None: 1e-48)
     x = _piecewise_constant((30, 34))
     out = getattr(nd, name)(x)
     assert np.isfinite(out).all()

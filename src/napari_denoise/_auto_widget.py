@@ -34,6 +34,7 @@ from ._recipe import METADATA_KEY, call_arguments, recipe
 from ._registry import by_name, widget_parameters
 from ._result_layers import ResultLayers
 from ._run_controller import _RunProgress
+from ._teardown import on_destroyed
 from .auto import DEFAULT_METHODS, auto_denoise_steps
 from .calibration import DEFAULT_GRIDS, calibration_steps
 
@@ -104,6 +105,10 @@ class _BackgroundRun:
 
     def cancel(self, *_) -> None:
         self.token.cancel()
+
+    def shutdown(self) -> None:
+        """The widget is gone: cancel."""
+        self.cancel()
 
     def _on_progress(self, step) -> None:
         done, total = step
@@ -220,7 +225,7 @@ class AutoDenoiseWidget(Container):
             ]
             for emitter, callback in self._events:
                 emitter.connect(callback)
-        self.native.destroyed.connect(_on_destroyed(self._runs, self._events, self))
+        self.native.destroyed.connect(on_destroyed(self, self._runs, self._events))
         self.reset_choices()
 
     def _image_choices(self, *_):
@@ -335,24 +340,6 @@ class AutoDenoiseWidget(Container):
         self._run_button.enabled = not busy
         self._run_button.text = "Running…" if busy else "Run"
         self._cancel_button.enabled = busy
-
-
-def _on_destroyed(runs, events, widget):
-    import weakref
-
-    widget_ref = weakref.ref(widget)
-
-    def callback(*_):
-        alive = widget_ref()
-        if alive is not None:
-            alive._alive = False
-        with contextlib.suppress(AttributeError, RuntimeError):
-            runs.cancel()
-        for emitter, handler in events:
-            with contextlib.suppress(Exception):
-                emitter.disconnect(handler)
-
-    return callback
 
 
 # -- the Calibrate button of the denoiser widgets ----------------------------------------------

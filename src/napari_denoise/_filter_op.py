@@ -113,8 +113,11 @@ class FilterOp:
     out_dtype : numpy dtype
         float32 for every filter but Canny (bool).
     context : callable or None
-        ``context(slice) -> value`` computed once per independent slice on the
-        whole slice (e.g. its noise level) and handed to every tile of it.
+        ``context(slice, token) -> value`` computed once per independent slice
+        on the whole slice (e.g. its noise level) and handed to every tile of
+        it; ``token`` is the first tile's (see :data:`Kernel`): a context that
+        runs long polls ``token.flag[0]`` and raises
+        :class:`~napari_denoise.Cancelled` once it is set.
     """
 
     name: str
@@ -124,7 +127,7 @@ class FilterOp:
     cost: Cost
     params: Mapping[str, Any] = field(default_factory=dict)
     out_dtype: Any = np.float32
-    context: Callable[[np.ndarray], Any] | None = None
+    context: Callable[[np.ndarray, Any], Any] | None = None
 
     @property
     def needs_whole_slices(self) -> bool:

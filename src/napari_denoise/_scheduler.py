@@ -274,14 +274,15 @@ class _SliceContexts:
         self._locks: dict = {}
         self._guard = threading.Lock()
 
-    def __call__(self, index):
+    def __call__(self, index, token: TileToken):
         if self._op.context is None:
             return None
         with self._guard:
             lock = self._locks.setdefault(index, threading.Lock())
         with lock:
             if index not in self._values:
-                self._values[index] = self._op.context(self._src[index])
+                # raises Cancelled when the run is cancelled while it estimates
+                self._values[index] = self._op.context(self._src[index], token)
             return self._values[index]
 
 
@@ -310,7 +311,7 @@ class _EagerRun:
             read, keep, write = self.layout.regions(tile)
             view = self.dst[index][write]
             block = as_kernel_input(self.src[index][read])
-            result = self.op.kernel(block, keep, view, self.contexts(index), tile_token)
+            result = self.op.kernel(block, keep, view, self.contexts(index, tile_token), tile_token)
             if result is not view:
                 view[...] = result
         finally:
@@ -497,7 +498,7 @@ def _interior(op, depth, count, block, location):
     if k == block.ndim and 0 not in out_shape:
         # one spatial slice: the kernel's result is the block (no copy)
         piece = as_kernel_input(block)
-        context = None if op.context is None else op.context(piece)
+        context = None if op.context is None else op.context(piece, token)
         result = op.kernel(piece, tuple(keep), None, context, token)
         return np.asarray(result).astype(op.out_dtype, copy=False)
     out = np.empty(out_shape, dtype=op.out_dtype)
@@ -511,7 +512,7 @@ def _interior(op, depth, count, block, location):
     for index in np.ndindex(*lead):
         source = tuple(s.start + i for s, i in zip(keep_lead, index))
         piece = as_kernel_input(src[source])
-        context = None if op.context is None else op.context(piece)
+        context = None if op.context is None else op.context(piece, token)
         view = dst[index]
         result = op.kernel(piece, keep_spatial, view, context, token)
         if result is not view:

@@ -21,7 +21,6 @@ serves every filter.
 from __future__ import annotations
 
 import contextlib
-import weakref
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from napari.layers import Image
@@ -50,6 +49,7 @@ from ._registry import FilterSpec, by_name, default_voxels
 from ._result_layers import ResultLayers
 from ._run_controller import RunController
 from ._run_time import CONFIRM_S, SHOW_ESTIMATE_S, estimate_run, format_duration
+from ._teardown import on_destroyed
 
 __all__ = [
     "FilterWidget",
@@ -183,7 +183,7 @@ class FilterWidget(Container):
             ]
             for emitter, callback in self._viewer_events:
                 emitter.connect(callback)
-        self.native.destroyed.connect(_on_destroyed(weakref.ref(self), self._previewer, self._runs, self._viewer_events))
+        self.native.destroyed.connect(on_destroyed(self, self._runs, self._viewer_events, self._previewer))
         # Closing the panel (its "x") takes the widget out of its dock without
         # deleting it: the preview goes away then too. Once napari's style
         # sheet applies (on show), the labels are measured as drawn.
@@ -608,31 +608,6 @@ class FilterWidget(Container):
         self._runs.shutdown()
         self._previewer.shutdown()
         super().close()
-
-
-def _on_destroyed(widget_ref, previewer, runs, viewer_events):
-    """Callback for the Qt widget's destruction (dock or viewer closed).
-
-    Holds no reference to the widget itself: stops every callback that would
-    touch the deleted Qt widgets, cancels a run and drops the preview layer.
-    """
-
-    def callback(*_):
-        widget = widget_ref()
-        if widget is not None:
-            widget._alive = False
-        # When the widget dies inside a garbage-collection pass, Python may
-        # already have cleared the controllers' attributes (tp_clear) before
-        # Qt emits ``destroyed``: there is nothing left to stop then.
-        with contextlib.suppress(AttributeError, RuntimeError):
-            runs.shutdown()
-        with contextlib.suppress(AttributeError, RuntimeError):
-            previewer.shutdown()
-        for emitter, handler in viewer_events:
-            with contextlib.suppress(Exception):
-                emitter.disconnect(handler)
-
-    return callback
 
 
 class _WindowWatcher(QObject):

@@ -157,7 +157,7 @@ def auto_denoise_steps(
     # One crop for every method, so that their losses are on the same voxels.
     region, data = _region(image, axes, lead_axes, index, crop, spacing)
     window = tuple(region[ax] for ax in axes)
-    model = noise_model_of_slice(data)
+    model = noise_model_of_slice(data, token)
     choice = "poisson" if model.kind == "poisson-gaussian" else "gaussian"
     total = (len(methods) + 1) * _STAGE_STEPS
     calibrations: dict[str, CalibrationResult] = {}

@@ -494,7 +494,7 @@ def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS) -> It
         return
 
 
-def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict) -> dict:
+def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict, token=None) -> dict:
     """String noise models fitted once on the unmasked crop (the masked one would bias the fit)."""
     value = kwargs.get("noise_model")
     if value is None or isinstance(value, NoiseModel):
@@ -503,7 +503,7 @@ def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict) -> dict:
     if choice == "gaussian":
         return kwargs
     if "model" not in cache:
-        cache["model"] = noise_model_of_slice(crop)
+        cache["model"] = noise_model_of_slice(crop, token)
     model = cache["model"]
     if choice == "auto" and model.kind == "gaussian" or (model.gain == 0 and model.read_sigma == 0):
         return {**kwargs, "noise_model": "gaussian"}
@@ -633,9 +633,9 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     region, data = _region(image, axes, lead_axes, index, crop, spacing)
     noisy = data.astype(np.float64)
     model_cache: dict = {}
-    resolved_fixed = _resolve_noise_models(fixed, data, model_cache)
+    resolved_fixed = _resolve_noise_models(fixed, data, model_cache, token)
     stabilised = isinstance(resolved_fixed.get("noise_model"), NoiseModel)
-    noise = 1.0 if stabilised else noise_of_slice(data)
+    noise = 1.0 if stabilised else noise_of_slice(data, token)
     if parameters is None:
         info = CropInfo(noise, data.ndim, min(spacing) if spacing is not None else 1.0, stabilised)
         parameters = default_grid(function.__name__, info)
@@ -643,7 +643,7 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     rng = np.random.default_rng(seed)
     mask_model = resolved_fixed["noise_model"] if stabilised else model_cache.get("model")
     if mask_model is None:
-        mask_model = model_cache["model"] = noise_model_of_slice(data)
+        mask_model = model_cache["model"] = noise_model_of_slice(data, token)
     if loss_kind == "auto":
         gaussian_noise = mask_model.kind == "gaussian" and not stabilised
         loss_kind = "sure" if gaussian_noise or function.__name__ in SURE_ALWAYS else "j-invariant"
@@ -680,7 +680,7 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         except StopIteration:
             break
         candidate = dict(zip(names, choice))
-        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache)
+        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache, token)
         outs = []
         for image_in in inputs:
             op = function.op(image_in, **call_kwargs, **kwargs)

@@ -21,6 +21,8 @@ import functools
 import inspect
 from typing import Literal
 
+import numpy as np
+
 from .. import _scheduler
 from .._filter_op import Cost, FilterOp, LibraryKernel
 from .._params import BORDER_MODES, as_image, check_choice, resolve_spacing, resolve_spatial_axes
@@ -37,6 +39,7 @@ __all__ = [
     "halo_for",
     "last_two",
     "library_kernel",
+    "polled_library_kernel",
 ]
 
 BorderMode = Literal["reflect", "nearest", "mirror", "constant", "wrap"]
@@ -142,6 +145,30 @@ def library_kernel(function, params, reach, mode, cost: Cost, *, with_context: b
         function, params, with_context=with_context, reach=tuple(int(r) for r in reach),
         seconds=cost.seconds, periodic=mode == "wrap",
     )
+
+
+def polled_library_kernel(function, params) -> functools.partial:
+    """A kernel calling ``function(block, **params, flag=token.flag)`` on the whole block.
+
+    For library routines that poll the run's cancel flag themselves (chains
+    of ``ndimage.correlate1d`` passes, each cut into pieces across the other
+    axes: :func:`~napari_denoise.filters.smoothing.correlate_ndimage`). Unlike
+    :func:`library_kernel`'s pieces, which each read the routine's reach
+    around them again, they do no extra work, however far the reach (a
+    σ = 40 Gaussian with mode 'wrap' cut into pieces read 300x its voxels).
+    The block is given as float32; the kept part of the result is returned.
+    """
+    return functools.partial(_polled_library_call, function=function, params=params)
+
+
+def _polled_library_call(block, keep, out, context, token, *, function, params):
+    flag = None if token is None else token.flag
+    result = function(np.asarray(block, dtype=np.float32), **params, flag=flag)
+    result = np.reshape(result, np.shape(block))[tuple(keep)]
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def last_two(axes: tuple[int, ...]) -> tuple[int, ...]:

@@ -78,9 +78,9 @@ def _fitted(stage: StageParameters, shape) -> StageParameters:
     return replace(stage, block=block, step=step)
 
 
-def _sigma_of_slice(piece, *, sigma):
+def _sigma_of_slice(piece, token, *, sigma):
     """Per-slice context: the given noise level, or the one estimated on the slice."""
-    return sigma if sigma is not None else noise_of_slice(piece)
+    return sigma if sigma is not None else noise_of_slice(piece, token)
 
 
 def _block_matching_kernel(block, keep, out, context, token, *, first, second):

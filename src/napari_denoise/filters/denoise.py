@@ -119,9 +119,9 @@ def _bilateral_kernel(block, keep, out, context, token, *, sigma_px, radius, mod
     )
 
 
-def _noise_multiple(piece, *, value, factor):
+def _noise_multiple(piece, token, *, value, factor):
     """Per-slice context: ``value`` when given, else ``factor`` × the slice's noise level."""
-    return value if value is not None else factor * noise_of_slice(piece)
+    return value if value is not None else factor * noise_of_slice(piece, token)
 
 
 def _bilateral_radius(sigma_px, extents, mode, value, spacing) -> tuple[int, ...]:
@@ -472,8 +472,8 @@ def wavelet(
     )
 
 
-def _nlm_context(piece, *, h, sigma, factor):
-    s = sigma if sigma is not None else noise_of_slice(piece)
+def _nlm_context(piece, token, *, h, sigma, factor):
+    s = sigma if sigma is not None else noise_of_slice(piece, token)
     return (h if h is not None else factor * s, s)
 
 

@@ -264,11 +264,11 @@ def stabilised(op: FilterOp, noise_model) -> FilterOp:
     )
 
 
-def _slice_model(piece, choice) -> NoiseModel | None:
+def _slice_model(piece, choice, token) -> NoiseModel | None:
     """The model a slice is stabilised with, or None to run the op unchanged."""
     if isinstance(choice, NoiseModel):
         return choice
-    model = noise_model_of_slice(piece)
+    model = noise_model_of_slice(piece, token)
     if model.gain == 0 and model.read_sigma == 0:
         return None  # noise-free: nothing to stabilise
     if choice == "auto" and model.kind == "gaussian":
@@ -276,14 +276,14 @@ def _slice_model(piece, choice) -> NoiseModel | None:
     return model
 
 
-def _stabilised_context(piece, *, inner, choice):
-    model = _slice_model(piece, choice)
+def _stabilised_context(piece, token, *, inner, choice):
+    model = _slice_model(piece, choice, token)
     if model is None:
-        return None, (None if inner is None else inner(piece))
+        return None, (None if inner is None else inner(piece, token))
     if inner is None:
         return model, None
     with assumed_noise_level(1.0):
-        return model, inner(_forward_block(piece, model))
+        return model, inner(_forward_block(piece, model), token)
 
 
 def _stabilised_kernel(block, keep, out, context, token, *, inner):
