@@ -306,3 +306,13 @@ def test_loss_kind_follows_the_noise_and_the_denoiser():
         sure = nd.calibrate(nd.gaussian, gaussian_noise, parameters={"sigma": [sigma]}, loss="sure")
         truth = float(np.mean((nd.gaussian(gaussian_noise, sigma=sigma) - clean) ** 2)) + 0.1**2
         assert sure.loss == pytest.approx(truth, rel=0.03)
+
+
+@pytest.mark.parametrize("shape, spacing", [((17, 23), None), ((5, 9, 11), (2.0, 1.0, 1.0)), ((1, 8), None)])
+def test_neighbour_mean_of_every_voxel_equals_the_gathered_one(shape, spacing):
+    from napari_denoise.calibration import _neighbour_mean
+
+    crop = np.random.default_rng(3).normal(10, 2, shape).astype(np.float32)
+    every = tuple(c.ravel() for c in np.indices(shape))
+    np.testing.assert_array_equal(_neighbour_mean(crop, None, spacing),
+                                  _neighbour_mean(crop, every, spacing).reshape(shape))

@@ -319,18 +319,22 @@ def _neighbour_mean(crop: np.ndarray, coords, spacing) -> np.ndarray:
     """Mean of the 3^k − 1 neighbours of the voxels at ``coords``, weighted by 1 / (physical distance)².
 
     None of the neighbours is scored when stride ≥ 2, so the value never
-    depends on a scored voxel's own noise.
+    depends on a scored voxel's own noise. ``coords`` None: every voxel of
+    the crop (shifted views instead of gathers: the same sums, 10× faster).
     """
     k = crop.ndim
     spacing = (1.0,) * k if spacing is None else spacing
     padded = np.pad(np.asarray(crop, np.float64), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
-    total = np.zeros(coords[0].shape, np.float64)
+    total = np.zeros(crop.shape if coords is None else coords[0].shape, np.float64)
     weights = 0.0
     for offset in itertools.product((-1, 0, 1), repeat=k):
         if not any(offset):
             continue
         w = 1.0 / sum((o * s) ** 2 for o, s in zip(offset, spacing))
-        total += w * padded[tuple(c + 1 + o for c, o in zip(coords, offset))]
+        if coords is None:
+            total += w * padded[tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, crop.shape))]
+        else:
+            total += w * padded[tuple(c + 1 + o for c, o in zip(coords, offset))]
         weights += w
     return total / weights
 
@@ -623,8 +627,7 @@ def _region(image, axes, lead_axes, index, crop, spacing):
 
 def _local_variance(data: np.ndarray, spacing, model: NoiseModel) -> np.ndarray:
     """Noise variance the model gives each voxel, at the mean of its neighbours (float64, ≥ 0)."""
-    coords = tuple(c.ravel() for c in np.indices(data.shape))
-    local = _neighbour_mean(data, coords, spacing).reshape(data.shape)
+    local = _neighbour_mean(data, None, spacing)
     return np.maximum(np.asarray(model.variance(local), np.float64), 0.0)
 
 
