@@ -104,12 +104,7 @@ def _haar_forward(src, bands, squares, active_z, active_y, lo, hi):
                     bands[6, k, j, i] = (a110 + a111) * s
                     bands[7, k, j, i] = (a110 - a111) * s
         for b in range(1, nb):
-            row = bands[b, k, j]
-            total = 0.0
-            for i in range(mx):
-                v = np.float64(row[i])
-                total += v * v
-            squares[b, r] = total
+            squares[b, r] = _sum_squares(bands[b, k, j])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -208,6 +203,7 @@ def _shrink(flat, threshold, soft):
 
 @jit
 def _sum_squares(flat):
+    """``Σ flat²`` in float64 (BayesShrink's statistic; one band row in the Haar forward pass)."""
     total = 0.0
     for i in range(flat.size):
         v = np.float64(flat[i])
