@@ -46,7 +46,7 @@ def main(argv):
         function = getattr(nd, name)
         result = nd.calibrate(function, stack, spacing=spacing)  # warm-up: compile, caches
         crop = stack[result.region]
-        calls = len(result.trials) * (2 if result.loss_kind == "sure" else 1)
+        calls = result.calls
         whole = _seconds(lambda: nd.calibrate(function, stack, spacing=spacing))
         takes_spacing = "spacing" in inspect.signature(function).parameters
         extra = {"spacing": spacing} if takes_spacing else {}

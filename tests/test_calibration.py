@@ -167,7 +167,12 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     # 2 per candidate with the SURE loss (the crop and the crop plus the probe), 1 with J-invariance
     result = nd.calibrate(nd.bilateral, noisy)
     assert 4 <= len(calls) <= 10 and 2 * len(result.trials) == len(calls)
-    assert set(calls) == {crop_shape((384, 384))} == {(256, 256)}
+    crop = crop_shape((384, 384))
+    assert crop == (256, 256)
+    # the crop itself, or for a costly candidate (spatial σ 3 px) tiles of it, stacked into a smaller image
+    whole = [c for c in calls if c == crop]
+    assert len(whole) == 2 * sum(t.share == 1 for t in result.trials) >= 2
+    assert all(np.prod(c) < np.prod(crop) / 2 for c in calls if c != crop)
     calls.clear()
     result = nd.calibrate(nd.bilateral, noisy, loss="j-invariant")
     assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
@@ -242,12 +247,12 @@ def test_arguments_checked():
         nd.calibrate(nd.gaussian, x, fixed={"spacing": (1, 1)})
 
 
-def run_search(values, loss, budget):
+def run_search(values, loss, budget, **kwargs):
     """The candidates :func:`_search` tries on a known loss function, in order."""
     from napari_denoise.calibration import _search
 
     tried = []
-    search = _search(values, budget)
+    search = _search(values, budget, **kwargs)
     try:
         point = next(search)
         while True:
@@ -314,5 +319,138 @@ def test_neighbour_mean_of_every_voxel_equals_the_gathered_one(shape, spacing):
 
     crop = np.random.default_rng(3).normal(10, 2, shape).astype(np.float32)
     every = tuple(c.ravel() for c in np.indices(shape))
-    np.testing.assert_array_equal(_neighbour_mean(crop, None, spacing),
-                                  _neighbour_mean(crop, every, spacing).reshape(shape))
+    # the dense path sums in float32 by sets of axes: the same mean to float32 precision
+    np.testing.assert_allclose(_neighbour_mean(crop, None, spacing),
+                               _neighbour_mean(crop, every, spacing).reshape(shape), rtol=1e-6)
+
+
+def test_a_costly_parameter_is_searched_from_its_cheap_end():
+    from napari_denoise.calibration import _cost_plan
+
+    sizes = [3, 5, 7, 9]
+    # median-like: time grows with the window; the grid is never swept whole
+    assert _cost_plan([sizes], lambda p: p[0] ** 3) == ([0], False)
+    # the costly parameter starts cheap, the other in its middle
+    assert _cost_plan([[3.0, 2.0, 1.0], [1, 2, 4, 8]], lambda p: p[0] ** 3) == ([2, 2], False)
+    # times within COSTLY_GRID of each other: from the middle, swept when it fits
+    assert _cost_plan([sizes], lambda p: 1.0 + 0.1 * p[0]) == ([2], True)
+    # from the low end the walk goes up first and stops where the loss rises
+    tried = run_search([sizes], lambda s: abs(s - 5), budget=5, start=[0], sweep=False)
+    assert [p[0] for p in tried] == [3, 5, 7]
+    tried = run_search([sizes], lambda s: s, budget=5, start=[0], sweep=False)
+    assert [p[0] for p in tried] == [3, 5]
+
+
+@pytest.mark.parametrize("shape", [(24, 100, 80), (90, 120)])
+@pytest.mark.parametrize("share", [1 / 16, 0.25])
+def test_tiles_give_what_a_whole_crop_call_gives(shape, share):
+    from napari_denoise.calibration import MAX_TILED_READ, MIN_SCORED, TILE_GRID, _read_around, _tiles
+
+    rng = np.random.default_rng(21)
+    crop = rng.normal(100, 10, shape).astype(np.float32)
+    for function, kwargs in [(nd.median, {"size": 5}), (nd.bilateral, {"sigma_spatial": 1.0, "sigma_intensity": 20.0,
+                                                                         "noise_model": "gaussian"})]:
+        op = function.op(crop, **kwargs)
+        boxes = _tiles(crop.shape, op.halo, share)
+        assert len(boxes) == TILE_GRID**2
+        reads = [_read_around(b, op.halo, shape) for b in boxes]
+        # at most half the crop read, at least MIN_SCORED of it scored
+        assert sum(crop[r].size for r, _ in reads) <= MAX_TILED_READ * crop.size
+        assert sum(crop[b].size for b in boxes) >= MIN_SCORED * crop.size
+        # distinct boxes, spread over the crop's last two axes (the first one crossed whole)
+        marks = np.zeros(shape, int)
+        for b in boxes:
+            marks[b] += 1
+        assert marks.max() == 1
+        for axis in (-2, -1):
+            covered = np.flatnonzero(marks.any(axis=tuple(a for a in range(len(shape)) if a != axis % len(shape))))
+            assert covered.min() < shape[axis] / 4 and covered.max() > 3 * shape[axis] / 4
+        whole = function(crop, **kwargs)
+        for b, (read, keep) in zip(boxes, reads):  # each box read with its halo (clipped at the crop's border)
+            np.testing.assert_array_equal(function(crop[read], **kwargs)[keep], whole[b])
+    assert _tiles(crop.shape, (2,) * crop.ndim, 0.9) is None  # most of the crop: run it whole
+    assert _tiles(crop.shape, (12,) * crop.ndim, 1 / 16) is None  # halos too wide for the crop
+
+
+def test_costly_candidates_are_scored_on_tiles_and_choose_as_the_whole_crop(monkeypatch):
+    from napari_denoise import calibration
+
+    rng = np.random.default_rng(22)
+    clean = load("cells3d_nuclei.npz")[20:44, :96, :96].astype(np.float64)
+    clean = ndimage.gaussian_filter(clean, 1.0)
+    clean = (clean - clean.min()) / np.ptp(clean)
+    for sigma in (0.05, 0.2, 0.3):
+        noisy = (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+        result = nd.calibrate(nd.median, noisy, spacing=SPACING)
+        shares = {t.parameters["size"]: t.share for t in result.trials}
+        assert shares[min(shares)] == 1 and all(s < 1 for v, s in shares.items() if v > min(shares))
+        monkeypatch.setattr(calibration, "COSTLY", float("inf"))  # every candidate on the whole crop
+        whole = nd.calibrate(nd.median, noisy, spacing=SPACING)
+        monkeypatch.undo()
+        assert all(t.share == 1 for t in whole.trials)
+        quality = [psnr(clean, nd.median(noisy, spacing=SPACING, **r.best), 1.0) for r in (result, whole)]
+        assert quality[0] > quality[1] - 0.3, (sigma, result.best, whole.best, quality)
+    assert result.best["size"] > min(shares)  # strong noise: a costly candidate won, from its tiles
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant"])
+def test_separable_diagonal_is_the_filters_own(mode):
+    shape = (9, 7)
+    cases = [(nd.gaussian, {"sigma": 1.3}), (nd.gaussian, {"sigma": (0.0, 6.0)}),  # 6 σ: folded into 7 pixels
+             (nd.mean, {"size": 3}), (nd.mean, {"size": (4, 9)})]  # even, and longer than the axis
+    for function, kwargs in cases:
+        op = function.op(np.zeros(shape, np.float32), mode=mode, **kwargs)
+        jacobian = np.empty(shape)
+        for index in np.ndindex(shape):
+            unit = np.zeros(shape, np.float64)
+            unit[index] = 1.0
+            # linear (cval 0): the output at the unit's voxel is the matrix's diagonal entry there
+            jacobian[index] = function(unit.astype(np.float32), mode=mode, **kwargs)[index]
+        np.testing.assert_allclose(op.diagonal(shape), jacobian, atol=1e-6)
+    median = nd.median.op(np.zeros(shape, np.float32))
+    assert median.diagonal is None and median.selection
+
+
+def test_linear_filters_get_exact_sure_in_one_call_each(monkeypatch):
+    from napari_denoise.filters.noise import noise_model_of_slice
+
+    calls = []
+    real_steps = _scheduler.steps
+    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: calls.append(op) or real_steps(op, image, **kw))
+    rng = np.random.default_rng(23)
+    noisy = (clean_plane(size=96) + rng.normal(0, 0.1, (96, 96))).astype(np.float32)
+    result = nd.calibrate(nd.gaussian, noisy, crop="full", parameters={"sigma": [0.5, 1.0, 2.0]})
+    assert result.loss_kind == "sure" and len(calls) == len(result.trials) >= 3  # one call per candidate
+    model = noise_model_of_slice(noisy)
+    assert model.kind == "gaussian"
+    for trial in result.trials:
+        out = nd.gaussian(noisy, **trial.parameters).astype(np.float64)
+        diagonal = nd.gaussian.op(noisy, **trial.parameters).diagonal(noisy.shape)
+        expected = np.mean((out - noisy) ** 2) + 2 * model.read_sigma**2 * np.mean(diagonal)
+        assert trial.loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_median_gets_exact_sure_from_the_voxels_it_keeps(monkeypatch):
+    from napari_denoise.calibration import SELECTION_DITHER
+    from napari_denoise.filters.noise import noise_model_of_slice
+
+    calls = []
+    real_steps = _scheduler.steps
+    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: calls.append(image) or real_steps(op, image, **kw))
+    rng = np.random.default_rng(24)
+    clean = clean_plane(size=96)
+    noisy = np.round((clean + rng.normal(0, 0.1, clean.shape)) * 20 + 100).astype(np.uint16)  # many ties
+    result = nd.calibrate(nd.median, noisy, crop="full", parameters={"size": [3, 5]})
+    assert result.loss_kind == "sure" and len(calls) == len(result.trials)
+    dithered = calls[0].astype(np.float64)
+    # ties left only where float32 rounds two dithered values together (rarely within one window)
+    assert 0 < np.abs(dithered - noisy).max() < 0.2 and len(np.unique(dithered)) > 0.9 * dithered.size
+    variance = noise_model_of_slice(noisy).read_sigma ** 2 * (1 + SELECTION_DITHER**2)
+    for trial in result.trials:
+        out = nd.median(calls[0], **trial.parameters).astype(np.float64)
+        expected = np.mean((out - dithered) ** 2) + 2 * variance * np.mean(out == dithered)
+        assert trial.loss == pytest.approx(expected, rel=1e-6)
+    # the true error of each size, plus the noise variance, within a few per cent
+    for trial in result.trials:
+        truth = np.mean((nd.median(noisy, **trial.parameters) - clean * 20 - 100) ** 2) + 4.0
+        assert trial.loss == pytest.approx(truth, rel=0.05)

@@ -112,6 +112,17 @@ class FilterOp:
         Resolved parameters (lengths in voxels) for recipes and progress text.
     out_dtype : numpy dtype
         float32 for every filter but Canny (bool).
+    diagonal : callable or None
+        Linear filters only: ``diagonal(shape) -> array`` of that shape (the
+        spatial axes of one slice), the derivative of each output voxel by
+        its own input voxel (the diagonal of the filter's matrix, border
+        mode included). Calibration's SURE reads it instead of probing the
+        filter with a second call.
+    selection : bool
+        Rank filters (the median): every output value is one of its
+        window's input values, so its derivative by its own input voxel is
+        1 where it equals that voxel's value and 0 elsewhere (inputs without
+        ties). Calibration's SURE reads that instead of a second call.
     context : callable or None
         ``context(slice, token) -> value`` computed once per independent slice
         on the whole slice (e.g. its noise level) and handed to every tile of
@@ -128,6 +139,8 @@ class FilterOp:
     params: Mapping[str, Any] = field(default_factory=dict)
     out_dtype: Any = np.float32
     context: Callable[[np.ndarray, Any], Any] | None = None
+    diagonal: Callable[[tuple[int, ...]], np.ndarray] | None = None
+    selection: bool = False
 
     @property
     def needs_whole_slices(self) -> bool:

@@ -58,7 +58,8 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,36 @@ DEFAULT_MAX_CALLS = 10
 #: Values a numeric grid may be carried on by past each end when the lowest
 #: loss lies there (see :func:`_search`).
 MAX_EXTENSIONS = 2
+#: A candidate predicted (from its FilterOp's cost per voxel, scaled by the
+#: measured time of the candidates run so far) to take more than this many
+#: times the current best's time on the whole crop is scored on a grid of
+#: tiles spread over the crop instead, sized to take about that long, and compared
+#: with the others on the same voxels (:func:`_tiles`). Calibration then
+#: costs a few calls of the candidate it chooses, not of the costliest one
+#: it rejects (the 9 × 9 × 8 median takes 260 times the 3 × 3 × 3).
+COSTLY = 2.0
+#: Candidates expected to take less than this (seconds) run on the whole crop:
+#: the time of such calls is mostly fixed cost that tiles would not save.
+MIN_TILED_SECONDS = 0.05
+#: Smallest fraction of the crop's voxels the tiles read, and the tiles per
+#: tiled axis (:func:`_tiles`): one slab through the crop's centre scored a
+#: 3-D median 4.6 dB off the whole crop's choice (its centre was no sample of
+#: the crop's structure); 3 × 3 tiles through the crop chose as the whole
+#: crop did or within 0.2 dB of it (3-D and 2-D, Gaussian and Poisson noise,
+#: the median).
+MIN_SHARE = 1 / 16
+TILE_GRID = 3
+#: Fewest of the crop's voxels the tiles score: smaller samples chose a 3-D
+#: bilateral's spatial σ 2 dB off the whole crop's choice where the
+#: candidates differed little.
+MIN_SCORED = 1 / 12
+#: Most of the crop the tiles may read (cores and halos) to be worth it.
+MAX_TILED_READ = 0.5
+#: A parameter whose candidates' predicted times differ by more than this
+#: factor is searched from its cheapest value (:func:`_cost_plan`). The
+#: Gaussian's σ grid (4× in taps) stays below it: its calls on a crop take
+#: a millisecond or two whatever σ, most of it fixed cost.
+COSTLY_GRID = 5.0
 #: The self-supervised losses :func:`calibrate` can use, and its default.
 #: "auto": SURE where the crop's noise is Gaussian (one variance, estimated
 #: robustly) and for the local filters of :data:`SURE_ALWAYS`; the
@@ -122,6 +153,9 @@ SURE_ALWAYS = frozenset({"gaussian", "mean", "median", "bilateral"})
 #: off once, 0.1 and 0.2 did not, and 0.1 was the closer to the oracle
 #: (mean gap 0.13 vs 0.18 dB); with 0.3 the divergence doubled for 1 probe in 8.
 SURE_STEP = 0.1
+#: Dither added to a rank filter's crop (in noise standard deviations) so
+#: that no two voxels tie and the voxel a median keeps is known.
+SELECTION_DITHER = 0.01
 #: Denoiser calls per candidate, by loss.
 _CALLS_PER_CANDIDATE = {"auto": 2, "sure": 2, "j-invariant": 1}
 # Progress units per denoiser call.
@@ -180,10 +214,17 @@ def default_grid(name: str, info: CropInfo) -> dict[str, list]:
 
 @dataclass(frozen=True)
 class Trial:
-    """One candidate: its parameters and self-supervised loss (mean squared, image units²)."""
+    """One candidate: its parameters and self-supervised loss (mean squared, image units²).
+
+    ``share`` is the fraction of the crop's voxels it was scored on: 1, or
+    less for a candidate too costly to run on the whole crop (see
+    :data:`COSTLY`), whose ``loss`` is then the crop-wide loss estimated from
+    the difference to a whole-crop candidate on the same voxels.
+    """
 
     parameters: Mapping[str, Any]
     loss: float
+    share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -214,6 +255,9 @@ class CalibrationResult:
         Wall-clock time of the calibration.
     loss_kind : str
         The loss used: "sure" or "j-invariant" (see :func:`calibrate`).
+    calls : int
+        Denoiser calls made on the crop; a costly candidate's calls on tiles
+        of it (see :attr:`Trial.share`) count as one.
     """
 
     function: str
@@ -225,6 +269,7 @@ class CalibrationResult:
     noise: float = float("nan")
     seconds: float = 0.0
     loss_kind: str = ""
+    calls: int = 0
 
     @property
     def kwargs(self) -> dict:
@@ -293,11 +338,13 @@ def representative_crop(piece: np.ndarray, shape) -> tuple[slice, ...]:
         np.unique(np.linspace(0, n - s, min(5, n - s + 1)).astype(int)) for n, s in zip(piece.shape, shape)
     ]
     best, best_spread = None, -1.0
+    nan = piece.dtype.kind in "fc" and np.isnan(np.sum(piece, dtype=np.float64))
+    spread_of = np.nanstd if nan else np.std
     for start in itertools.product(*starts):
         window = tuple(slice(int(a), int(a) + int(s)) for a, s in zip(start, shape))
-        values = np.asarray(piece[window], dtype=np.float64)
-        coarse = values[tuple(slice(None, None, 2) for _ in shape)]
-        spread = float(np.nanstd(coarse)) if coarse.size else 0.0
+        # every second voxel first: converting the whole window cost 8× more
+        coarse = np.asarray(piece[window][tuple(slice(None, None, 2) for _ in shape)], dtype=np.float64)
+        spread = float(spread_of(coarse)) if coarse.size else 0.0
         if spread > best_spread:
             best, best_spread = window, spread
     return best
@@ -324,17 +371,32 @@ def _neighbour_mean(crop: np.ndarray, coords, spacing) -> np.ndarray:
     """
     k = crop.ndim
     spacing = (1.0,) * k if spacing is None else spacing
-    padded = np.pad(np.asarray(crop, np.float64), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
-    total = np.zeros(crop.shape if coords is None else coords[0].shape, np.float64)
     weights = 0.0
+    if coords is None:
+        # float32 sums (a sixth of an intensity's float32 precision lost at most): half the traffic
+        padded = np.pad(np.asarray(crop, np.float32), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
+        # The offsets moving along exactly the axes of a set S share one weight, 1 / Σ_S spacing²,
+        # and sum to the product over S of (left + right neighbour) along each: 2^k − 1 products
+        # of pairwise sums instead of 3^k − 1 shifted views.
+        pairs = {(): padded}
+        total = np.zeros(crop.shape, np.float32)
+        for size in range(1, k + 1):
+            for axes in itertools.combinations(range(k), size):
+                inner, axis = pairs[axes[:-1]], axes[-1]
+                lower = (slice(None),) * axis + (slice(0, -2),)
+                upper = (slice(None),) * axis + (slice(2, None),)
+                pairs[axes] = inner[lower] + inner[upper]  # padded along the axes not yet summed
+                w = np.float32(1.0 / sum(spacing[a] ** 2 for a in axes))
+                total += w * pairs[axes][tuple(slice(None) if a in axes else slice(1, -1) for a in range(k))]
+                weights += float(w) * 2**size
+        return total / np.float64(weights)
+    padded = np.pad(np.asarray(crop, np.float64), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
+    total = np.zeros(coords[0].shape, np.float64)
     for offset in itertools.product((-1, 0, 1), repeat=k):
         if not any(offset):
             continue
         w = 1.0 / sum((o * s) ** 2 for o, s in zip(offset, spacing))
-        if coords is None:
-            total += w * padded[tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, crop.shape))]
-        else:
-            total += w * padded[tuple(c + 1 + o for c, o in zip(coords, offset))]
+        total += w * padded[tuple(c + 1 + o for c, o in zip(coords, offset))]
         weights += w
     return total / weights
 
@@ -429,12 +491,14 @@ def _beyond(grid: list, direction: int):
     return type(b)(value) if isinstance(b, (float, np.floating)) else value
 
 
-def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS) -> Iterator[tuple]:
+def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS, start=None,
+            sweep: bool = True) -> Iterator[tuple]:
     """Candidates to try (tuples of values, one per parameter), at most ``budget`` of them.
 
     The generator is sent the loss of each candidate it yields. A grid that
-    fits the budget is tried whole; a larger one is searched one parameter
-    at a time (coordinate descent) from its middle, walking downhill from
+    fits the budget is tried whole when ``sweep``; otherwise it is searched
+    one parameter at a time (coordinate descent) from ``start`` (an index
+    per parameter; default: the middle of each grid), walking downhill from
     the current best along each parameter until the loss rises. When the
     lowest loss lies at the end of a numeric grid, the grid is carried on
     past that end (:func:`_beyond`, at most ``extend`` values per end) while
@@ -468,12 +532,12 @@ def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS) -> It
         return new
 
     try:
-        if math.prod(len(g) for g in grids) <= budget:
+        if sweep and math.prod(len(g) for g in grids) <= budget:
             for point in itertools.product(*[list(g) for g in grids]):
                 yield from ask(point)
             current = list(min(losses, key=losses.__getitem__))
         else:
-            current = [g[len(g) // 2] for g in grids]
+            current = [g[len(g) // 2 if start is None else start[a]] for a, g in enumerate(grids)]
         while True:
             start = tuple(current)
             for axis in range(len(grids)):
@@ -482,7 +546,8 @@ def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS) -> It
 
                 best_value = current[axis]
                 best_loss = yield from ask(at(best_value))
-                for direction in (-1, 1):
+                # from a grid's low end (where a costly parameter starts) upwards first
+                for direction in (1, -1) if current[axis] == grids[axis][0] else (-1, 1):
                     value = current[axis]
                     while (value := neighbour(axis, value, direction)) is not None:
                         loss = yield from ask(at(value))
@@ -496,6 +561,79 @@ def _search(values: list[list], budget: int, extend: int = MAX_EXTENSIONS) -> It
                 return
     except _Spent:
         return
+
+
+def _given(value, piece, token):
+    """A FilterOp context that is ``value`` whatever piece of the image it is given."""
+    return value
+
+
+def _predicted_seconds(op, shape) -> float:
+    """One core's time for ``op`` on an image of ``shape``, by its cost per voxel."""
+    voxels = math.prod(shape)
+    if op.cost.over_halo and op.halo is not None:
+        voxels = math.prod(n + 2 * h for n, h in zip(shape, op.halo))
+    return op.cost.seconds * voxels
+
+
+def _cost_plan(values: list[list], predict) -> tuple[list[int], bool]:
+    """Where :func:`_search` starts on each grid, and whether it may sweep it whole.
+
+    A parameter whose candidates' predicted times (``predict(point)``, the
+    others at their grids' middles) differ by more than :data:`COSTLY_GRID` times
+    (a median's size, a bilateral's spatial σ) is searched from its cheapest
+    value, and the grid is never swept whole: the costly end is reached only
+    while the loss keeps falling towards it.
+    """
+    middle = [len(v) // 2 for v in values]
+    start, sweep = list(middle), True
+    for axis, grid in enumerate(values):
+        times = [
+            predict(tuple(value if b == axis else values[b][middle[b]] for b in range(len(values))))
+            for value in grid
+        ]
+        if max(times) > COSTLY_GRID * min(times):
+            start[axis], sweep = int(np.argmin(times)), False
+    return start, sweep
+
+
+def _tiles(shape, halo, share: float) -> list[tuple[slice, ...]] | None:
+    """Small boxes spread over the crop that, read with ``halo`` around them, make about ``share`` of it.
+
+    The boxes lie on a :data:`TILE_GRID`-wide grid across the crop's two
+    longest axes and run through the others whole, so that what they score
+    samples the whole crop, not its centre (a centred block of nuclei is
+    mostly background, where a wider median wins). Each box is filtered on
+    its own, read with its halo (clipped at the crop's borders, where the
+    crop's own border applies): the result in the box is then exactly the
+    whole-crop call's. None when the boxes would cover most of the crop.
+    """
+    k = len(shape)
+    tiled = sorted(sorted(range(k), key=lambda ax: shape[ax])[-2:])
+    root = math.sqrt if len(tiled) == 2 else float
+    spans, read = [], 1.0
+    for ax in tiled:
+        n, h = shape[ax], int(halo[ax])
+        # cores as large as the share allows, but scoring at least MIN_SCORED of the crop
+        core = max(2, int(root(share) * n / TILE_GRID) - 2 * h, math.ceil(root(MIN_SCORED) * n / TILE_GRID))
+        read *= min(n, TILE_GRID * (core + 2 * h)) / n
+        starts = np.linspace(0, n - core, TILE_GRID).round().astype(int)
+        spans.append([slice(int(s), int(s) + core) for s in starts])
+    if read > MAX_TILED_READ:  # halos too wide for the crop: tiles would save little
+        return None
+    boxes = []
+    for chosen in itertools.product(*spans):
+        box = [slice(0, n) for n in shape]
+        for ax, span in zip(tiled, chosen):
+            box[ax] = span
+        boxes.append(tuple(box))
+    return boxes
+
+
+def _read_around(box, halo, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """The region to filter for ``box`` (it and ``halo`` around it, within the crop), and the box within it."""
+    read = tuple(slice(max(0, b.start - h), min(n, b.stop + h)) for b, h, n in zip(box, halo, shape))
+    return read, tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, read))
 
 
 def _resolve_noise_models(kwargs: dict, crop: np.ndarray, cache: dict, token=None) -> dict:
@@ -580,8 +718,6 @@ def calibration_steps(
 
 
 def _with_seconds(result: CalibrationResult, seconds: float) -> CalibrationResult:
-    from dataclasses import replace
-
     return replace(result, seconds=seconds)
 
 
@@ -627,6 +763,8 @@ def _region(image, axes, lead_axes, index, crop, spacing):
 
 def _local_variance(data: np.ndarray, spacing, model: NoiseModel) -> np.ndarray:
     """Noise variance the model gives each voxel, at the mean of its neighbours (float64, ≥ 0)."""
+    if model.gain == 0:  # signal-independent: one variance
+        return np.full(data.shape, float(model.variance(0.0)))
     local = _neighbour_mean(data, None, spacing)
     return np.maximum(np.asarray(model.variance(local), np.float64), 0.0)
 
@@ -650,7 +788,35 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     if loss_kind == "auto":
         gaussian_noise = mask_model.kind == "gaussian" and not stabilised
         loss_kind = "sure" if gaussian_noise or function.__name__ in SURE_ALWAYS else "j-invariant"
-    if loss_kind == "sure":
+    call_kwargs = {}
+    if "spacing" in accepted and spacing is not None:
+        call_kwargs["spacing"] = spacing
+    call_kwargs["spatial_axes"] = tuple(range(data.ndim))
+    inputs = [np.asarray(data, np.float32)]
+
+    def op_for(kwargs, image_in=inputs[0]):
+        return function.op(image_in, **call_kwargs, **kwargs)
+
+    def resolved(candidate):
+        return _resolve_noise_models({**fixed, **candidate}, data, model_cache, token)
+
+    per_candidate = _CALLS_PER_CANDIDATE[loss_kind]
+    budget = max(1, max_calls // per_candidate)
+    # A linear filter's divergence is its matrix's diagonal, a rank filter's the voxels it keeps:
+    # SURE needs no probe call (same search, half the calls).
+    first_op = op_for(resolved(dict(zip(names, (v[0] for v in values)))))
+    exact = loss_kind == "sure" and (first_op.diagonal is not None or first_op.selection)
+    if exact:
+        per_candidate = 1
+        variance = _local_variance(data, spacing, mask_model)
+        if first_op.selection:
+            # SURE of the image plus a dither that breaks ties (integer data have many), whose variance
+            # the noise's then includes: the denoiser is scored on an image 0.005 % noisier.
+            dither = SELECTION_DITHER * np.sqrt(variance) * rng.standard_normal(data.shape)
+            inputs[0] = (data + dither).astype(np.float32)
+            noisy = inputs[0].astype(np.float64)
+            variance = variance * (1.0 + SELECTION_DITHER**2)
+    elif loss_kind == "sure":
         # Monte-Carlo SURE (Ramani, Blu & Unser 2008), variance of the noise model per voxel:
         # E|f(x) - clean|² = E|f(x) - x|² - Σv + 2 Σ v ∂f_i/∂x_i, the divergence from one random probe.
         scale = np.sqrt(_local_variance(data, spacing, mask_model))
@@ -658,50 +824,107 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         # no voxel gets a large push that could flip an iterative denoiser's path (measured on
         # total variation: Gaussian probes gave 2× the divergence for 1 seed in 8, ±1 for none).
         probe = rng.integers(0, 2, data.shape) * 2.0 - 1.0
-        inputs = [np.asarray(data, np.float32), (data + SURE_STEP * scale * probe).astype(np.float32)]
+        inputs.append((data + SURE_STEP * scale * probe).astype(np.float32))
         weights = scale * probe / SURE_STEP
     else:
         phase = tuple(int(rng.integers(0, min(stride, n))) for n in data.shape)
         coords = _grid_mask(data.shape, stride, phase)
-        inputs = [noise_matched_mask(data, coords, spacing, mask_model, rng)]
-    call_kwargs = {}
-    if "spacing" in accepted and spacing is not None:
-        call_kwargs["spacing"] = spacing
-    call_kwargs["spatial_axes"] = tuple(range(data.ndim))
-
-    per_candidate = _CALLS_PER_CANDIDATE[loss_kind]
-    budget = max(1, max_calls // per_candidate)
+        inputs[0] = noise_matched_mask(data, coords, spacing, mask_model, rng)
     reachable = math.prod(len(v) + 2 * MAX_EXTENSIONS * _extendable(list(v)) for v in values)
     planned = min(budget, reachable) * per_candidate  # calls
     total = slices * planned * _CALL_STEPS
+    # SURE scores every voxel, the J-invariant loss the masked grid
+    scored = np.ones(data.shape, bool)
+    if loss_kind != "sure":
+        scored[:] = False
+        scored[coords] = True
+
+    start_at, sweep = _cost_plan(values, lambda point: _predicted_seconds(
+        op_for(resolved(dict(zip(names, point)))), data.shape))
     trials = []
-    search = _search(values, budget)
+    search = _search(values, budget, start=start_at, sweep=sweep)
     loss = None
+    reference = None  # (per-voxel loss, loss) of the first candidate scored on the whole crop
+    best = None  # (loss, seconds of one call on the whole crop, predicted seconds) of the best candidate so far
+    boxes = None  # where costly candidates are scored: chosen once, the same voxels for all of them
+
+    def whole_or_boxes(a, boxes=None):
+        return a if boxes is None else np.concatenate([a[b].ravel() for b in boxes])
+
     while True:
         try:
             choice = search.send(loss) if trials else next(search)
         except StopIteration:
             break
         candidate = dict(zip(names, choice))
-        kwargs = _resolve_noise_models({**fixed, **candidate}, data, model_cache, token)
+        kwargs = resolved(candidate)
+        op = op_for(kwargs)
+        predicted = _predicted_seconds(op, data.shape)
+        scored_boxes = None
+        if best is not None and reference is not None and op.halo is not None:
+            # the best's measured time, scaled by the ratio of the two candidates' predicted times
+            expected = best[1] * predicted / max(best[2], 1e-12)
+            if expected > max(COSTLY * best[1], MIN_TILED_SECONDS):
+                if boxes is None:
+                    boxes = _tiles(data.shape, op.halo, max(MIN_SHARE, COSTLY * best[1] / expected))
+                scored_boxes = boxes
+        regions = [(Ellipsis, Ellipsis)] if scored_boxes is None else [
+            _read_around(b, op.halo, data.shape) for b in scored_boxes]
+        read_voxels = data.size if scored_boxes is None else sum(
+            math.prod(s.stop - s.start for s in read) for read, _ in regions)
+
+        def box(a, boxes=scored_boxes):
+            return whole_or_boxes(a, boxes)
+
         outs = []
+        started = time.perf_counter()
         for image_in in inputs:
-            op = function.op(image_in, **call_kwargs, **kwargs)
-            start = (number * planned + len(trials) * per_candidate + len(outs)) * _CALL_STEPS
-            run = _scheduler.steps(op, image_in, workers=workers, token=token)
-            try:
-                while True:
-                    done, call_total = next(run)
-                    yield (start + (_CALL_STEPS * done // call_total if call_total else 0), total)
-            except StopIteration as stop:
-                outs.append(np.asarray(stop.value, np.float64))
-        if loss_kind == "sure":
-            residual = outs[0] - noisy
-            loss = float(np.mean(residual * residual) + 2.0 * np.mean(weights * (outs[1] - outs[0])))
+            pieces = []
+            context = None
+            for number_in_candidate, (read, keep) in enumerate(regions):
+                part = np.ascontiguousarray(image_in[read])
+                op = op_for(kwargs, part)
+                if scored_boxes is not None and op.context is not None:
+                    if context is None:  # what a whole-crop call computes on the whole crop (noise level, model)
+                        context = op_for(kwargs, image_in).context(image_in, _scheduler.TileToken(token.flag))
+                    op = replace(op, context=partial(_given, context))
+                start = (number * planned + len(trials) * per_candidate + len(outs)) * _CALL_STEPS
+                first = start + _CALL_STEPS * number_in_candidate // len(regions)
+                run = _scheduler.steps(op, part, workers=workers, token=token)
+                try:
+                    while True:
+                        done, call_total = next(run)
+                        share_done = done / call_total if call_total else 0.0
+                        yield (first + int(_CALL_STEPS * share_done / len(regions)), total)
+                except StopIteration as stop:
+                    result = np.asarray(stop.value, np.float64)
+                    pieces.append(result if scored_boxes is None else result[keep].ravel())
+            outs.append(pieces[0] if scored_boxes is None else np.concatenate(pieces))
+        seconds = (time.perf_counter() - started) / per_candidate * data.size / read_voxels
+        if exact:
+            residual = outs[0] - box(noisy)
+            # ∂f_i/∂x_i: the diagonal of a linear filter; 1 where a rank filter kept the voxel's own value
+            slope = (residual == 0.0) if op.selection else box(op_for(kwargs).diagonal(data.shape))
+            voxel_loss = residual * residual + 2.0 * box(variance) * slope
+        elif loss_kind == "sure":
+            residual = outs[0] - box(noisy)
+            voxel_loss = residual * residual + 2.0 * box(weights) * (outs[1] - outs[0])
         else:
-            residual = outs[0][coords] - noisy[coords]
-            loss = float(np.mean(residual * residual)) if residual.size else float("nan")
-        trials.append(Trial(candidate, loss))
+            voxel_loss = np.zeros(outs[0].shape)
+            on = box(scored)
+            voxel_loss[on] = (outs[0] - box(noisy))[on] ** 2
+        on = slice(None) if loss_kind == "sure" else box(scored)  # SURE scores every voxel
+        loss = float(np.mean(voxel_loss[on])) if voxel_loss[on].size else float("nan")
+        share = 1.0
+        if scored_boxes is not None:
+            # the crop-wide loss: the whole-crop reference's, plus the difference on the same voxels
+            loss += reference[1] - float(np.mean(box(reference[0])[on]))
+            share = float(voxel_loss.size / data.size)
+        elif np.isfinite(loss) and reference is None:
+            reference = (voxel_loss, loss)
+        if np.isfinite(loss) and (best is None or loss < best[0]):
+            best = (loss, seconds, predicted)
+        trials.append(Trial(candidate, loss, share))
         yield (start + _CALL_STEPS, total)
     if token.cancelled:
         raise _scheduler.Cancelled(f"calibrate {function.__name__}: cancelled")
@@ -717,6 +940,7 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         region=region,
         noise=noise,
         loss_kind=loss_kind,
+        calls=len(trials) * per_candidate,
     )
 
 

@@ -129,6 +129,32 @@ def default_length(table, n_axes: int, spacing):
     return voxels if spacing is None else voxels * min(spacing)
 
 
+def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
+    """Derivative of each output voxel of the ``passes`` by its own input voxel, on an image of ``shape``.
+
+    The diagonal of a separable filter's matrix is the product of its 1-D
+    passes' diagonals (one pass per axis), each read off the pass applied to
+    unit vectors under ``mode`` (256 at a time): ``weights[r]`` inside, more
+    or less near a border where the mode folds taps back onto the voxel.
+    """
+    axes = [axis for axis, _ in passes]
+    if len(set(axes)) != len(axes):
+        raise ValueError("separable_diagonal: one pass per axis")
+    diagonal = np.ones(shape)
+    for axis, weights in passes:
+        n = shape[axis]
+        along = np.empty(n)
+        for first in range(0, n, 256):
+            m = min(256, n - first)
+            rows, columns = first + np.arange(m), np.arange(m)
+            units = np.zeros((n, m))
+            units[rows, columns] = 1.0
+            response = ndimage.correlate1d(units, np.asarray(weights, np.float64), axis=0, mode=mode, cval=0.0)
+            along[first:first + m] = response[rows, columns]
+        diagonal *= along.reshape([n if a == axis else 1 for a in range(len(shape))])
+    return diagonal
+
+
 def check_truncate(truncate) -> float:
     """``truncate``: positive, at most :data:`MAX_TRUNCATE`."""
     truncate = check_intensity(truncate, "truncate", allow_none=False)
@@ -253,7 +279,10 @@ def gaussian(
     else:
         cost = passes_cost(passes, library=True)
         kernel = polled_library_kernel(correlate_ndimage, {"passes": passes, "mode": mode, "cval": cval})
-    return FilterOp("gaussian", kernel, axes, halo_for(reach, mode), cost, {"sigma": sigma_px})
+    return FilterOp(
+        "gaussian", kernel, axes, halo_for(reach, mode), cost, {"sigma": sigma_px},
+        diagonal=partial(separable_diagonal, passes, mode),
+    )
 
 
 @filter_function
@@ -323,7 +352,11 @@ def mean(
         reach = [s // 2 for s in size_px]
         cost = Cost.library(1.5e-8)
         kernel = library_kernel(ndimage.uniform_filter, {"size": size_px, "mode": mode, "cval": cval}, reach, mode, cost)
-    return FilterOp("mean", kernel, axes, halo_for(reach, mode), cost, {"size": size_px})
+    box = [(ax, np.full(s, 1.0 / s)) for ax, s in enumerate(size_px) if s > 1]
+    return FilterOp(
+        "mean", kernel, axes, halo_for(reach, mode), cost, {"size": size_px},
+        diagonal=partial(separable_diagonal, passes if any(w is not None for w in folded) else box, mode),
+    )
 
 
 @filter_function
@@ -377,13 +410,16 @@ def median(
         )
     if median_kernels.median_supported(size_px, mode):  # exact, by forgetful selection
         kernel = partial(_median_kernel, size=size_px, mode=mode, cval=cval)
-        cost = Cost(1e-9 * window)
-    else:
-        cost = Cost.library(1e-7 + 1.5e-8 * window)
+        # measured on one core: 19 ns (3 × 3), 350 ns (7 × 7), 140 ns (3 × 3 × 3) per voxel
+        cost = Cost(1e-9 * window**1.5)
+    else:  # scipy: 2.5 µs (5 × 5 × 5), 42 µs (9 × 9 × 9), 4.3 µs (15 × 15) per voxel
+        cost = Cost.library(1e-7 + 1.8e-9 * window**1.5)
         kernel = library_kernel(
             _median_ndimage, {"size": size_px, "mode": mode, "cval": cval}, [s // 2 for s in size_px], mode, cost
         )
-    return FilterOp("median", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px})
+    return FilterOp(
+        "median", kernel, axes, halo_for([s // 2 for s in size_px], mode), cost, {"size": size_px}, selection=True
+    )
 
 
 def _median_ndimage(block, *, size, mode, cval):
