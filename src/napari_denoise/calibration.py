@@ -39,8 +39,13 @@ the image, and candidates differ only by what they change, not by which
 pixels they were scored on.
 
 Candidates are searched downhill from the middle of each parameter's grid
+(from its cheap end for a parameter that sets the cost, :func:`_cost_plan`)
 within the call budget, and a numeric grid is carried on past its end when
-the lowest loss lies there (:func:`_search`).
+the lowest loss lies there (:func:`_search`). A candidate much costlier than
+the best so far is scored on a grid of tiles through the crop
+(:func:`_tiles`), and linear and rank filters need no probe call for SURE
+(``FilterOp.diagonal`` / ``FilterOp.selection``), so that calibration costs
+a few calls of the candidate it chooses.
 
 * :func:`calibrate` — best parameters and the table of losses, with
   ``progress(done, total)`` and ``cancel()`` like the filters.
@@ -1009,9 +1014,13 @@ def calibrate(
         Distance between scored voxels along each axis (at least 2;
         J-invariant loss).
     max_calls : int, default 10
-        Most denoiser calls (SURE: 2 per candidate, J-invariant: 1). A grid
-        with more candidates than that is searched one parameter at a time
-        from its middle, downhill (coordinate descent); a numeric grid whose
+        Most denoiser calls (SURE: 2 per candidate, J-invariant: 1; a
+        candidate scored on tiles of the crop counts as one call). Linear
+        and rank filters (Gaussian, mean, median) make one call per candidate
+        within the same search. A grid with more candidates than that, or
+        one whose candidates' costs differ more than 5×, is searched one
+        parameter at a time from its middle (a costly parameter from its
+        cheapest value), downhill (coordinate descent); a numeric grid whose
         lowest loss lies at an end is carried on past it (up to 2 values per
         end) while calls are left.
     loss : {'auto', 'sure', 'j-invariant'}, default 'auto'
@@ -1040,7 +1049,11 @@ def calibrate(
     Notes
     -----
     Cost: at most ``max_calls`` calls of the denoiser on the crop, plus
-    reading the crop and a pass of neighbour means; the loss of every
+    reading the crop, fitting its noise model and a pass of neighbour means.
+    A candidate expected to take more than twice the best one's time (a
+    9 × 9 × 9 median) is scored on 3 × 3 tiles through the crop (at least
+    1/12 of it; each tile filtered with its halo, so its result is the
+    whole-crop call's there) and compared on those voxels. The loss of every
     candidate is computed on the same voxels (and probe). The J-invariant
     denoiser sees a slightly degraded image, so it is a little worse than
     the denoiser itself, the more so the less it smooths.
