@@ -852,10 +852,6 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
     reference = None  # (per-voxel loss, loss) of the first candidate scored on the whole crop
     best = None  # (loss, seconds of one call on the whole crop, predicted seconds) of the best candidate so far
     boxes = None  # where costly candidates are scored: chosen once, the same voxels for all of them
-
-    def whole_or_boxes(a, boxes=None):
-        return a if boxes is None else np.concatenate([a[b].ravel() for b in boxes])
-
     while True:
         try:
             choice = search.send(loss) if trials else next(search)
@@ -863,23 +859,24 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
             break
         candidate = dict(zip(names, choice))
         kwargs = resolved(candidate)
-        op = op_for(kwargs)
-        predicted = _predicted_seconds(op, data.shape)
+        whole_op = op_for(kwargs)
+        predicted = _predicted_seconds(whole_op, data.shape)
         scored_boxes = None
-        if best is not None and reference is not None and op.halo is not None:
+        if best is not None and reference is not None and whole_op.halo is not None:
             # the best's measured time, scaled by the ratio of the two candidates' predicted times
             expected = best[1] * predicted / max(best[2], 1e-12)
             if expected > max(COSTLY * best[1], MIN_TILED_SECONDS):
                 if boxes is None:
-                    boxes = _tiles(data.shape, op.halo, max(MIN_SHARE, COSTLY * best[1] / expected))
+                    boxes = _tiles(data.shape, whole_op.halo, max(MIN_SHARE, COSTLY * best[1] / expected))
                 scored_boxes = boxes
         regions = [(Ellipsis, Ellipsis)] if scored_boxes is None else [
-            _read_around(b, op.halo, data.shape) for b in scored_boxes]
+            _read_around(b, whole_op.halo, data.shape) for b in scored_boxes]
         read_voxels = data.size if scored_boxes is None else sum(
             math.prod(s.stop - s.start for s in read) for read, _ in regions)
 
         def box(a, boxes=scored_boxes):
-            return whole_or_boxes(a, boxes)
+            """``a`` where this candidate is scored: all of it, or its tiles' voxels in a row."""
+            return a if boxes is None else np.concatenate([a[b].ravel() for b in boxes])
 
         outs = []
         started = time.perf_counter()
@@ -888,10 +885,10 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
             context = None
             for number_in_candidate, (read, keep) in enumerate(regions):
                 part = np.ascontiguousarray(image_in[read])
-                op = op_for(kwargs, part)
+                op = whole_op if scored_boxes is None else op_for(kwargs, part)
                 if scored_boxes is not None and op.context is not None:
                     if context is None:  # what a whole-crop call computes on the whole crop (noise level, model)
-                        context = op_for(kwargs, image_in).context(image_in, _scheduler.TileToken(token.flag))
+                        context = whole_op.context(image_in, _scheduler.TileToken(token.flag))
                     op = replace(op, context=partial(_given, context))
                 start = (number * planned + len(trials) * per_candidate + len(outs)) * _CALL_STEPS
                 first = start + _CALL_STEPS * number_in_candidate // len(regions)
@@ -906,19 +903,18 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
                     pieces.append(result if scored_boxes is None else result[keep].ravel())
             outs.append(pieces[0] if scored_boxes is None else np.concatenate(pieces))
         seconds = (time.perf_counter() - started) / per_candidate * data.size / read_voxels
+        on = slice(None) if loss_kind == "sure" else box(scored)  # SURE scores every voxel
         if exact:
             residual = outs[0] - box(noisy)
             # ∂f_i/∂x_i: the diagonal of a linear filter; 1 where a rank filter kept the voxel's own value
-            slope = (residual == 0.0) if op.selection else box(op_for(kwargs).diagonal(data.shape))
+            slope = (residual == 0.0) if whole_op.selection else box(whole_op.diagonal(data.shape))
             voxel_loss = residual * residual + 2.0 * box(variance) * slope
         elif loss_kind == "sure":
             residual = outs[0] - box(noisy)
             voxel_loss = residual * residual + 2.0 * box(weights) * (outs[1] - outs[0])
         else:
             voxel_loss = np.zeros(outs[0].shape)
-            on = box(scored)
             voxel_loss[on] = (outs[0] - box(noisy))[on] ** 2
-        on = slice(None) if loss_kind == "sure" else box(scored)  # SURE scores every voxel
         loss = float(np.mean(voxel_loss[on])) if voxel_loss[on].size else float("nan")
         share = 1.0
         if scored_boxes is not None:

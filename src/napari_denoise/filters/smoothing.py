@@ -331,13 +331,14 @@ def mean(
     size_px = sizes_to_pixels(size, spacing, len(axes), "size")
     extents = [image.shape[ax] for ax in axes]
     folded = [_folding.box_weights(s, n, mode) for s, n in zip(size_px, extents)]
+    # the box as explicit weights, folded where it is longer than the image (and the matrix's diagonal)
+    passes = [
+        (ax, np.full(s, 1.0 / s) if w is None else w)
+        for ax, (s, w) in enumerate(zip(size_px, folded))
+        if s > 1 or w is not None
+    ]
     if any(w is not None for w in folded):
-        # a box longer than the image: explicit (folded) weights instead of running sums
-        passes = [
-            (ax, np.full(s, 1.0 / s) if w is None else w)
-            for ax, (s, w) in enumerate(zip(size_px, folded))
-            if s > 1 or w is not None
-        ]
+        # a box longer than the image: the explicit weights instead of running sums
         reach = passes_reach(passes, len(axes))
         if borders.supported(mode, len(axes)):
             kernel, cost = partial(separable_kernel, passes=passes, mode=mode, cval=cval), passes_cost(passes)
@@ -352,10 +353,9 @@ def mean(
         reach = [s // 2 for s in size_px]
         cost = Cost.library(1.5e-8)
         kernel = library_kernel(ndimage.uniform_filter, {"size": size_px, "mode": mode, "cval": cval}, reach, mode, cost)
-    box = [(ax, np.full(s, 1.0 / s)) for ax, s in enumerate(size_px) if s > 1]
     return FilterOp(
         "mean", kernel, axes, halo_for(reach, mode), cost, {"size": size_px},
-        diagonal=partial(separable_diagonal, passes if any(w is not None for w in folded) else box, mode),
+        diagonal=partial(separable_diagonal, passes, mode),
     )
 
 
