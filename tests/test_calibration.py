@@ -164,15 +164,18 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     clean = np.pad(clean_plane(size=256), ((0, 128), (0, 128)), mode="reflect")
     noisy = (clean + rng.normal(0, 0.1, (384, 384))).astype(np.float32)
     # 3 × 5 = 15 candidates: searched one parameter at a time within the budget of 10 calls,
-    # 2 per candidate with the SURE loss (the crop and the crop plus the probe), 1 with J-invariance
-    result = nd.calibrate(nd.bilateral, noisy)
-    assert 4 <= len(calls) <= 10 and 2 * len(result.trials) == len(calls)
+    # 2 per candidate with the Monte-Carlo SURE loss (the crop and the crop plus the probe)
     crop = crop_shape((384, 384))
     assert crop == (256, 256)
-    # the crop itself, or for a costly candidate (spatial σ 3 px) tiles of it, stacked into a smaller image
-    whole = [c for c in calls if c == crop]
-    assert len(whole) == 2 * sum(t.share == 1 for t in result.trials) >= 2
-    assert all(np.prod(c) < np.prod(crop) / 2 for c in calls if c != crop)
+    result = nd.calibrate(nd.wavelet, noisy, loss="sure")
+    assert 4 <= len(calls) <= 10 and 2 * len(result.trials) == len(calls) == result.calls
+    assert all(c == crop for c in calls)
+    calls.clear()
+    # the bilateral's SURE reads the slope it computes: the same budget of 5 candidates, one call each;
+    # a costly candidate (spatial σ 3 px) is computed only on tiles of the crop, without a scheduler run
+    result = nd.calibrate(nd.bilateral, noisy)
+    assert 2 <= len(result.trials) <= 5 and result.calls == len(result.trials)
+    assert calls == [crop] * sum(t.share == 1 for t in result.trials) and len(calls) >= 2
     calls.clear()
     result = nd.calibrate(nd.bilateral, noisy, loss="j-invariant")
     assert 4 <= len(calls) <= 10 and len(result.trials) == len(calls)
@@ -180,7 +183,7 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     nd.calibrate(nd.bilateral, noisy, max_calls=3, loss="j-invariant")
     assert len(calls) == 3
     calls.clear()
-    nd.calibrate(nd.bilateral, noisy, max_calls=5)
+    nd.calibrate(nd.wavelet, noisy, max_calls=5, loss="sure")
     assert len(calls) == 4
 
 
@@ -428,6 +431,54 @@ def test_linear_filters_get_exact_sure_in_one_call_each(monkeypatch):
         diagonal = nd.gaussian.op(noisy, **trial.parameters).diagonal(noisy.shape)
         expected = np.mean((out - noisy) ** 2) + 2 * model.read_sigma**2 * np.mean(diagonal)
         assert trial.loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_bilateral_gets_exact_sure_from_the_slope_it_computes(monkeypatch):
+    from napari_denoise.filters.noise import noise_model_of_slice
+
+    ops = []
+    real_steps = _scheduler.steps
+    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: ops.append(op) or real_steps(op, image, **kw))
+    rng = np.random.default_rng(25)
+    clean = clean_plane(size=96)
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    grid = {"sigma_spatial": [1.0, 2.0], "sigma_intensity": [0.1, 0.3]}
+    result = nd.calibrate(nd.bilateral, noisy, crop="full", parameters=grid)
+    assert result.loss_kind == "sure" and len(ops) == len(result.trials) == result.calls  # one call each
+    assert all(op.out_dtype.names == ("value", "slope") for op in ops)
+    variance = noise_model_of_slice(noisy).read_sigma ** 2
+    for trial in result.trials:
+        both = _scheduler.run(nd.bilateral.op(noisy, **trial.parameters).with_slope(), noisy)
+        residual = np.mean((both["value"] - noisy.astype(np.float64)) ** 2)
+        divergence = np.mean(both["slope"].astype(np.float64))
+        assert trial.loss == pytest.approx(residual + 2 * variance * divergence, rel=1e-6)
+        # with the true noise variance, SURE is the true error plus that variance, within 2 %
+        truth = np.mean((both["value"] - clean) ** 2) + 0.01
+        assert residual + 2 * 0.01 * divergence == pytest.approx(truth, rel=0.02)
+
+
+def test_wide_halos_score_planes_computed_alone_as_the_whole_crop_does():
+    from napari_denoise import calibration
+    from napari_denoise.calibration import MIN_SCORED, _kept_part, _read_around, _tiles
+
+    rng = np.random.default_rng(26)
+    crop = rng.normal(100, 10, (30, 40, 36)).astype(np.float32)
+    op = nd.bilateral.op(crop, 2.0, 20.0, noise_model="gaussian")  # halo 6: 3 x 3 tiles would read it all
+    assert not op.cost.over_halo and _tiles(crop.shape, op.halo, 0.1) is None
+    planes = _tiles(crop.shape, op.halo, 0.1, kept_only=True)
+    assert all(b[1].stop - b[1].start == 1 for b in planes)  # single planes across the longest axis
+    assert MIN_SCORED * crop.shape[1] <= len(planes) <= crop.shape[1] // 2
+    whole = _scheduler.run(op.with_slope(), crop)
+    token = _scheduler.CancelToken()
+    for b in planes:
+        read, keep = _read_around(b, op.halo, crop.shape)
+        part = _kept_part(op.with_slope(), np.ascontiguousarray(crop[read]), keep, 2, token)
+        np.testing.assert_array_equal(part, whole[b])
+    assert _tiles(crop.shape, op.halo, 0.6, kept_only=True) is None  # most of the crop: run it whole
+    token.cancel()
+    with pytest.raises(nd.Cancelled):
+        _kept_part(op, crop, (slice(None),) * 3, 2, token)
+    assert calibration.MAX_TILED_READ < 1
 
 
 def test_a_median_gets_exact_sure_from_the_voxels_it_keeps(monkeypatch):

@@ -277,6 +277,41 @@ def test_bilateral_kernel_reads_only_its_halo():
     np.testing.assert_array_equal(out, full[10:27])
 
 
+def _central_difference(function, x, index, step):
+    """``∂function(x)[index] / ∂x[index]``, central difference in float64 around float32 ``x``."""
+    up, down = x.astype(np.float64), x.astype(np.float64)
+    up[index] += step
+    down[index] -= step
+    return (function(up.astype(np.float32))[index].astype(np.float64)
+            - function(down.astype(np.float32))[index].astype(np.float64)) / (2 * step)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "constant", "wrap"])
+@pytest.mark.parametrize(("shape", "sigma", "radius"), [((40, 37), (1.2, 0.8), (4, 3)),
+                                                        ((9, 12, 14), (0.7, 1.0, 1.5), (2, 3, 5)),
+                                                        ((30,), (1.5,), (5,))])
+def test_bilateral_slope_is_the_derivative_by_the_voxels_own_value(mode, shape, sigma, radius):
+    rng = np.random.default_rng(13)
+    # noise the size of the intensity σ over a ramp: weights far from 0 and 1, slopes from ~0.2 to above 1
+    x = (rng.standard_normal(shape) * 3 + np.linspace(0, 10, shape[-1])).astype(np.float32)
+    radius = tuple(min(r, n // 2) for r, n in zip(radius, shape)) if mode == "wrap" else radius
+    slope = np.empty(shape, np.float32)
+    for threads in (1, 2):
+        out = bilateral_kernels.bilateral(x, sigma, radius, 2.5, mode, 1.0, slope=slope, threads=threads)
+        np.testing.assert_array_equal(out, bilateral_kernels.bilateral(x, sigma, radius, 2.5, mode, 1.0))
+    corners = [tuple(0 for _ in shape), tuple(n - 1 for n in shape)]  # where the border maps offsets back
+    for index in corners + [tuple(int(rng.integers(0, n)) for n in shape) for _ in range(20)]:
+        expected = _central_difference(
+            lambda v: bilateral_kernels.bilateral(v, sigma, radius, 2.5, mode, 1.0), x, index, 1e-2)
+        assert slope[index] == pytest.approx(expected, abs=2e-3), index
+    # on a block with a halo, the kept part's slope is the whole image's there
+    keep = tuple(slice(r, n - r) for r, n in zip(radius, shape))
+    part = np.empty([s.stop - s.start for s in keep], np.float32)
+    if mode != "wrap":
+        bilateral_kernels.bilateral(x, sigma, radius, 2.5, mode, 1.0, keep=keep, slope=part)
+        np.testing.assert_array_equal(part, slope[keep])
+
+
 def test_exp_neg_accuracy():
     a = -np.linspace(0, 90, 200001).astype(np.float32)
     out = np.array([bilateral_kernels._exp_neg(v) for v in a[::50]], np.float32)

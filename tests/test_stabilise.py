@@ -129,6 +129,27 @@ def test_poisson_is_stabilise_denoise_invert(name):
     assert psnr(clean, got) > psnr(clean, x) + 3
 
 
+def test_bilateral_slope_through_the_transforms_is_the_derivative():
+    clean, x = photon_image(shape=(40, 44), peak=15.0, gain=2.0, offset=100.0, read_sigma=1.0)
+    model = nd.NoiseModel(2.0, 100.0, 1.0, "poisson-gaussian")
+    for noise_model in (model, "gaussian"):
+        op = nd.bilateral.op(x, 1.5, 2.0 if noise_model is model else 20.0, noise_model=noise_model)
+        both = _scheduler.run(op.with_slope(), x)
+        np.testing.assert_array_equal(both["value"], _scheduler.run(op, x))
+        rng = np.random.default_rng(5)
+        for index in [(0, 0), (39, 43)] + [tuple(int(rng.integers(0, n)) for n in x.shape) for _ in range(10)]:
+            up, down = x.astype(np.float64), x.astype(np.float64)
+            up[index] += 0.05
+            down[index] -= 0.05
+            expected = (_scheduler.run(op, up)[index] - _scheduler.run(op, down)[index]) / 0.1
+            # the exact inverse is a table interpolated linearly: its slope is the segment's
+            assert both["slope"][index] == pytest.approx(expected, abs=0.01, rel=0.02), (noise_model, index)
+    # only filters that compute it have one; stabilising drops a linear filter's diagonal
+    with pytest.raises(ValueError, match="slope"):
+        nd.total_variation.op(x).with_slope()
+    assert stabilised(nd.gaussian.op(x), model).diagonal is None
+
+
 @pytest.mark.parametrize("name", list(STABILISED))
 def test_auto_picks_by_the_fitted_model(name):
     function = getattr(nd, name)

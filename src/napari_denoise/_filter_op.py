@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FilterOp", "Cost", "LibraryKernel", "Kernel", "PIECE_SECONDS"]
+__all__ = ["FilterOp", "Cost", "LibraryKernel", "Kernel", "PIECE_SECONDS", "VALUE_AND_SLOPE"]
 
 #: A library call that cannot be interrupted should take about this long at
 #: most, so that a cancel is answered well within a second.
@@ -60,6 +60,10 @@ PIECE_SECONDS = 0.1
 #:
 #: Returns the result for ``block[keep]``: ``out`` itself when it wrote there.
 Kernel = Callable[[np.ndarray, tuple, "np.ndarray | None", Any, Any], np.ndarray]
+
+#: ``out_dtype`` of :meth:`FilterOp.with_slope`: each output voxel's value and
+#: its derivative by its own input voxel, side by side.
+VALUE_AND_SLOPE = np.dtype([("value", np.float32), ("slope", np.float32)])
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,12 @@ class FilterOp:
         window's input values, so its derivative by its own input voxel is
         1 where it equals that voxel's value and 0 elsewhere (inputs without
         ties). Calibration's SURE reads that instead of a second call.
+    slope_kernel : Kernel or None
+        Non-linear filters whose kernel can compute it in the same pass (the
+        bilateral): a kernel like ``kernel`` whose result, of dtype
+        :data:`VALUE_AND_SLOPE`, also holds each output voxel's derivative by
+        its own input voxel. Run through :meth:`with_slope`; calibration's
+        SURE reads it instead of probing the filter with a second call.
     context : callable or None
         ``context(slice, token) -> value`` computed once per independent slice
         on the whole slice (e.g. its noise level) and handed to every tile of
@@ -141,6 +151,13 @@ class FilterOp:
     context: Callable[[np.ndarray, Any], Any] | None = None
     diagonal: Callable[[tuple[int, ...]], np.ndarray] | None = None
     selection: bool = False
+    slope_kernel: Kernel | None = None
+
+    def with_slope(self) -> "FilterOp":
+        """This op computing :data:`VALUE_AND_SLOPE` (needs ``slope_kernel``)."""
+        if self.slope_kernel is None:
+            raise ValueError(f"{self.name}: this filter cannot compute its own slope")
+        return replace(self, kernel=self.slope_kernel, slope_kernel=None, out_dtype=VALUE_AND_SLOPE)
 
     @property
     def needs_whole_slices(self) -> bool:

@@ -43,9 +43,10 @@ Candidates are searched downhill from the middle of each parameter's grid
 within the call budget, and a numeric grid is carried on past its end when
 the lowest loss lies there (:func:`_search`). A candidate much costlier than
 the best so far is scored on a grid of tiles through the crop
-(:func:`_tiles`), and linear and rank filters need no probe call for SURE
-(``FilterOp.diagonal`` / ``FilterOp.selection``), so that calibration costs
-a few calls of the candidate it chooses.
+(:func:`_tiles`), and linear and rank filters, and those that compute their
+own slope in the same pass (the bilateral), need no probe call for SURE
+(``FilterOp.diagonal`` / ``FilterOp.selection`` / ``FilterOp.slope_kernel``),
+so that calibration costs a few calls of the candidate it chooses.
 
 * :func:`calibrate` — best parameters and the table of losses, with
   ``progress(done, total)`` and ``cancel()`` like the filters.
@@ -70,7 +71,7 @@ from typing import Any
 import numpy as np
 
 from . import _scheduler
-from ._params import as_image, is_lazy, resolve_spacing, resolve_spatial_axes
+from ._params import as_image, as_kernel_input, is_lazy, resolve_spacing, resolve_spatial_axes
 from .filters.noise import NoiseModel, noise_model_of_slice, noise_of_slice
 from .filters.stabilise import check_noise_model
 
@@ -602,7 +603,7 @@ def _cost_plan(values: list[list], predict) -> tuple[list[int], bool]:
     return start, sweep
 
 
-def _tiles(shape, halo, share: float) -> list[tuple[slice, ...]] | None:
+def _tiles(shape, halo, share: float, kept_only: bool = False) -> list[tuple[slice, ...]] | None:
     """Small boxes spread over the crop that, read with ``halo`` around them, make about ``share`` of it.
 
     The boxes lie on a :data:`TILE_GRID`-wide grid across the crop's two
@@ -611,7 +612,11 @@ def _tiles(shape, halo, share: float) -> list[tuple[slice, ...]] | None:
     mostly background, where a wider median wins). Each box is filtered on
     its own, read with its halo (clipped at the crop's borders, where the
     crop's own border applies): the result in the box is then exactly the
-    whole-crop call's. None when the boxes would cover most of the crop.
+    whole-crop call's. When the halos would make the boxes read most of the
+    crop: None, or, for a filter that computes only the kept part of what it
+    reads (``kept_only``, cost without ``over_halo``), single planes evenly
+    spaced along the longest axis, ``share`` of them (at least
+    :data:`MIN_SCORED`), whose reading is cheap next to their computing.
     """
     k = len(shape)
     tiled = sorted(sorted(range(k), key=lambda ax: shape[ax])[-2:])
@@ -625,7 +630,7 @@ def _tiles(shape, halo, share: float) -> list[tuple[slice, ...]] | None:
         starts = np.linspace(0, n - core, TILE_GRID).round().astype(int)
         spans.append([slice(int(s), int(s) + core) for s in starts])
     if read > MAX_TILED_READ:  # halos too wide for the crop: tiles would save little
-        return None
+        return _planes(shape, max(share, MIN_SCORED)) if kept_only else None
     boxes = []
     for chosen in itertools.product(*spans):
         box = [slice(0, n) for n in shape]
@@ -633,6 +638,35 @@ def _tiles(shape, halo, share: float) -> list[tuple[slice, ...]] | None:
             box[ax] = span
         boxes.append(tuple(box))
     return boxes
+
+
+def _planes(shape, share: float) -> list[tuple[slice, ...]] | None:
+    """Single planes across the longest axis, evenly spaced, about ``share`` of the crop (None: most of it)."""
+    axis = int(np.argmax(shape))
+    n = shape[axis]
+    count = math.ceil(share * n)
+    if count > n // 2:
+        return None
+    starts = np.unique(np.linspace(0, n - 1, count).round().astype(int))
+    return [tuple(slice(int(s), int(s) + 1) if ax == axis else slice(0, m) for ax, m in enumerate(shape))
+            for s in starts]
+
+
+def _kept_part(op, part: np.ndarray, keep, workers, token) -> np.ndarray:
+    """``op``'s result on ``part[keep]``, its kernel computing only that and reading the rest.
+
+    Exactly what running ``op`` on ``part`` gives there. Called in the calling
+    thread on all ``workers`` (the kernel shares its rows among them); raises
+    :class:`~napari_denoise.Cancelled` when ``token`` is cancelled.
+    """
+    threads = _scheduler.default_workers() if workers is None else workers
+    tile_token = _scheduler.TileToken(token.flag, threads)
+    block = as_kernel_input(part)
+    context = None if op.context is None else op.context(block, tile_token)
+    result = op.kernel(block, keep, None, context, tile_token)
+    if token.cancelled:  # the kernel stopped early: its result is incomplete
+        raise _scheduler.Cancelled(f"{op.name}: cancelled")
+    return result
 
 
 def _read_around(box, halo, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
@@ -807,10 +841,11 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
 
     per_candidate = _CALLS_PER_CANDIDATE[loss_kind]
     budget = max(1, max_calls // per_candidate)
-    # A linear filter's divergence is its matrix's diagonal, a rank filter's the voxels it keeps:
-    # SURE needs no probe call (same search, half the calls).
+    # A linear filter's divergence is its matrix's diagonal, a rank filter's the voxels it keeps, and
+    # some filters compute theirs in the same pass: SURE needs no probe call (same search, half the calls).
     first_op = op_for(resolved(dict(zip(names, (v[0] for v in values)))))
-    exact = loss_kind == "sure" and (first_op.diagonal is not None or first_op.selection)
+    exact = loss_kind == "sure" and (
+        first_op.diagonal is not None or first_op.selection or first_op.slope_kernel is not None)
     if exact:
         per_candidate = 1
         variance = _local_variance(data, spacing, mask_model)
@@ -867,18 +902,21 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
             expected = best[1] * predicted / max(best[2], 1e-12)
             if expected > max(COSTLY * best[1], MIN_TILED_SECONDS):
                 if boxes is None:
-                    boxes = _tiles(data.shape, whole_op.halo, max(MIN_SHARE, COSTLY * best[1] / expected))
+                    boxes = _tiles(data.shape, whole_op.halo, max(MIN_SHARE, COSTLY * best[1] / expected),
+                                   kept_only=not whole_op.cost.over_halo)
                 scored_boxes = boxes
         regions = [(Ellipsis, Ellipsis)] if scored_boxes is None else [
             _read_around(b, whole_op.halo, data.shape) for b in scored_boxes]
-        read_voxels = data.size if scored_boxes is None else sum(
-            math.prod(s.stop - s.start for s in read) for read, _ in regions)
+        # a filter that computes only the kept part of its block is given the tile as that part
+        kept_only = scored_boxes is not None and not whole_op.cost.over_halo
 
         def box(a, boxes=scored_boxes):
             """``a`` where this candidate is scored: all of it, or its tiles' voxels in a row."""
             return a if boxes is None else np.concatenate([a[b].ravel() for b in boxes])
 
         outs = []
+        slopes = []  # ∂f_i/∂x_i where the filter computes it with its value
+        with_slope = exact and whole_op.slope_kernel is not None
         started = time.perf_counter()
         for image_in in inputs:
             pieces = []
@@ -890,24 +928,43 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
                     if context is None:  # what a whole-crop call computes on the whole crop (noise level, model)
                         context = whole_op.context(image_in, _scheduler.TileToken(token.flag))
                     op = replace(op, context=partial(_given, context))
+                if with_slope:
+                    op = op.with_slope()
                 start = (number * planned + len(trials) * per_candidate + len(outs)) * _CALL_STEPS
                 first = start + _CALL_STEPS * number_in_candidate // len(regions)
-                run = _scheduler.steps(op, part, workers=workers, token=token)
-                try:
-                    while True:
-                        done, call_total = next(run)
-                        share_done = done / call_total if call_total else 0.0
-                        yield (first + int(_CALL_STEPS * share_done / len(regions)), total)
-                except StopIteration as stop:
-                    result = np.asarray(stop.value, np.float64)
-                    pieces.append(result if scored_boxes is None else result[keep].ravel())
+                if kept_only:
+                    yield (first, total)
+                    result = _kept_part(op, part, keep, workers, token)
+                else:
+                    run = _scheduler.steps(op, part, workers=workers, token=token)
+                    try:
+                        while True:
+                            done, call_total = next(run)
+                            share_done = done / call_total if call_total else 0.0
+                            yield (first + int(_CALL_STEPS * share_done / len(regions)), total)
+                    except StopIteration as stop:
+                        result = stop.value if scored_boxes is None else stop.value[keep]
+                if with_slope:
+                    slopes.append(result["slope"] if scored_boxes is None else result["slope"].ravel())
+                    result = result["value"]
+                result = np.asarray(result, np.float64)
+                pieces.append(result if scored_boxes is None else result.ravel())
             outs.append(pieces[0] if scored_boxes is None else np.concatenate(pieces))
-        seconds = (time.perf_counter() - started) / per_candidate * data.size / read_voxels
+        # time per voxel computed: the whole crop, the tiles and their halos, or the tiles alone
+        computed = data.size if scored_boxes is None else sum(
+            math.prod(s.stop - s.start for s in (keep if kept_only else read)) for read, keep in regions)
+        seconds = (time.perf_counter() - started) / per_candidate * data.size / computed
         on = slice(None) if loss_kind == "sure" else box(scored)  # SURE scores every voxel
         if exact:
             residual = outs[0] - box(noisy)
-            # ∂f_i/∂x_i: the diagonal of a linear filter; 1 where a rank filter kept the voxel's own value
-            slope = (residual == 0.0) if whole_op.selection else box(whole_op.diagonal(data.shape))
+            # ∂f_i/∂x_i: computed with the value; the diagonal of a linear filter; 1 where a rank filter
+            # kept the voxel's own value
+            if with_slope:
+                slope = np.asarray(slopes[0] if scored_boxes is None else np.concatenate(slopes), np.float64)
+            elif whole_op.selection:
+                slope = residual == 0.0
+            else:
+                slope = box(whole_op.diagonal(data.shape))
             voxel_loss = residual * residual + 2.0 * box(variance) * slope
         elif loss_kind == "sure":
             residual = outs[0] - box(noisy)
@@ -1049,7 +1106,13 @@ def calibrate(
     A candidate expected to take more than twice the best one's time (a
     9 × 9 × 9 median) is scored on 3 × 3 tiles through the crop (at least
     1/12 of it; each tile filtered with its halo, so its result is the
-    whole-crop call's there) and compared on those voxels. The loss of every
+    whole-crop call's there) and compared on those voxels; where such halos
+    would cover most of the crop, a filter that computes only what it is
+    asked for (the bilateral) is scored on evenly spaced single planes
+    instead. SURE's divergence comes without a probe call for the linear
+    filters (their matrix's diagonal), the median (1 where it keeps a
+    voxel's own value) and the bilateral (its slope, computed in the same
+    pass, through the variance-stabilising transforms). The loss of every
     candidate is computed on the same voxels (and probe). The J-invariant
     denoiser sees a slightly degraded image, so it is a little worse than
     the denoiser itself, the more so the less it smooths.

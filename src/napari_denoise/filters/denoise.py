@@ -39,6 +39,7 @@ from ..kernels import nl_means
 from ..kernels import tv
 from ..kernels import wavelet as wavelet_kernels
 from ..kernels.threads import threads_of
+from .._filter_op import VALUE_AND_SLOPE
 from ._base import BorderMode, Cost, FilterOp, check_mode, filter_function, setup
 from ._folding import folded_reach
 from .noise import noise_of_slice
@@ -117,6 +118,25 @@ def _bilateral_kernel(block, keep, out, context, token, *, sigma_px, radius, mod
     return bilateral_kernels.bilateral(
         block, sigma_px, radius, context, mode, cval, keep=keep, out=out, threads=threads_of(token), token=token
     )
+
+
+def _bilateral_slope_kernel(block, keep, out, context, token, *, sigma_px, radius, mode, cval):
+    """Kernel: :func:`_bilateral_kernel` and its slope, as :data:`~napari_denoise._filter_op.VALUE_AND_SLOPE`."""
+    if out is None:
+        shape = [len(range(*s.indices(n))) for s, n in zip(keep, block.shape)]
+        out = np.empty(shape, VALUE_AND_SLOPE)
+    if context == 0:  # the identity
+        out["value"] = _as_result(block, keep, None)
+        out["slope"] = 1.0
+        return out
+    value = np.empty(out.shape, np.float32)
+    slope = np.empty(out.shape, np.float32)
+    bilateral_kernels.bilateral(
+        block, sigma_px, radius, context, mode, cval, keep=keep, out=value, threads=threads_of(token), token=token,
+        slope=slope,
+    )
+    out["value"], out["slope"] = value, slope
+    return out
 
 
 def _noise_multiple(piece, token, *, value, factor):
@@ -208,11 +228,11 @@ def bilateral(
     sigma_px = lengths_to_pixels(sigma_spatial, spacing, len(axes), "sigma_spatial", max_pixels=1e6)
     sigma_intensity = check_intensity(sigma_intensity, "sigma_intensity")
     radius = _bilateral_radius(sigma_px, [image.shape[ax] for ax in axes], mode, sigma_spatial, spacing)
-    kernel = partial(_bilateral_kernel, sigma_px=sigma_px, radius=radius, mode=mode, cval=cval)
+    geometry = {"sigma_px": sigma_px, "radius": radius, "mode": mode, "cval": cval}
     window = math.prod(2 * r + 1 for r in radius)
     return FilterOp(
         "bilateral",
-        kernel,
+        partial(_bilateral_kernel, **geometry),
         axes,
         None if mode == "wrap" else radius,
         # reads its halo, computes the kept part; row buffers only (+ a float32
@@ -220,6 +240,7 @@ def bilateral(
         Cost(BILATERAL_SECONDS_PER_VOXEL_AND_NEIGHBOUR * window, work_arrays=1.0, over_halo=False),
         {"sigma_spatial": sigma_px, "sigma_intensity": sigma_intensity, "radius": radius},
         context=partial(_noise_multiple, value=sigma_intensity, factor=BILATERAL_INTENSITY_FACTOR),
+        slope_kernel=partial(_bilateral_slope_kernel, **geometry),
     )
 
 

@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
-from .._filter_op import Cost, FilterOp
+from .._filter_op import VALUE_AND_SLOPE, Cost, FilterOp
 from .._params import as_image, check_choice, is_lazy
 from .noise import NoiseModel, assumed_noise_level, noise_model_of_slice
 
@@ -261,6 +261,10 @@ def stabilised(op: FilterOp, noise_model) -> FilterOp:
         # forward and inverse transforms: two float64 passes and a float32 copy of the tile
         cost=Cost(op.cost.seconds + 2e-8, op.cost.work_arrays + 2.0, op.cost.over_halo),
         params={**op.params, "noise_model": recorded},
+        # the slope through the transforms (chain rule); a linear filter's diagonal no longer holds
+        slope_kernel=None if op.slope_kernel is None else partial(_stabilised_slope_kernel, inner=op.slope_kernel),
+        diagonal=None,
+        selection=False,
     )
 
 
@@ -293,3 +297,45 @@ def _stabilised_kernel(block, keep, out, context, token, *, inner):
     with assumed_noise_level(1.0):
         result = inner(_forward_block(block, model), keep, None, inner_context, token)
     return _inverse_block(result, model, "exact", out)
+
+
+#: Step of the central difference that gives the inverse transform's slope, in
+#: units of the stabilised noise (whose standard deviation is 1).
+_INVERSE_STEP = 1e-3
+
+
+def _forward_slope(values: np.ndarray, model: NoiseModel) -> np.ndarray:
+    """``∂f/∂z`` of the forward transform at ``values`` (float64; 0 where it is clamped)."""
+    values = np.asarray(values, dtype=np.float64)
+    if _affine(model):
+        return np.full(values.shape, 1.0 / model.read_sigma)
+    gain = model.gain
+    radicand = gain * values + 0.375 * gain * gain + model.read_sigma**2 - gain * model.offset
+    with np.errstate(divide="ignore"):
+        return np.where(radicand > 0, 1.0 / np.sqrt(np.maximum(radicand, 1e-300)), 0.0)
+
+
+def _inverse_slope(values: np.ndarray, model: NoiseModel) -> np.ndarray:
+    """``∂f⁻¹/∂v`` of the exact unbiased inverse at ``values`` (float64, central difference)."""
+    if _affine(model):
+        return np.full(np.shape(values), float(model.read_sigma))
+    values = np.asarray(values, dtype=np.float64)
+    above = _inverse_block(values + _INVERSE_STEP, model, out=np.empty(values.shape))  # float64 out: no rounding
+    below = _inverse_block(values - _INVERSE_STEP, model, out=np.empty(values.shape))
+    return (above - below) / (2.0 * _INVERSE_STEP)
+
+
+def _stabilised_slope_kernel(block, keep, out, context, token, *, inner):
+    """:func:`_stabilised_kernel` of a ``slope_kernel``: value and slope back in the image's units."""
+    model, inner_context = context
+    if model is None:
+        return inner(block, keep, out, inner_context, token)
+    with assumed_noise_level(1.0):
+        result = inner(_forward_block(block, model), keep, None, inner_context, token)
+    if out is None:
+        out = np.empty(result.shape, VALUE_AND_SLOPE)
+    denoised = result["value"]
+    out["value"] = _inverse_block(denoised, model, "exact")
+    # chain rule: the inverse's slope at the denoised value × the inner slope × the forward's at the input
+    out["slope"] = _inverse_slope(denoised, model) * result["slope"] * _forward_slope(block[tuple(keep)], model)
+    return out

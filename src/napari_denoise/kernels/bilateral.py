@@ -9,6 +9,12 @@ and one float32 exponential per pair (a Cody–Waite reduction and a degree-6
 polynomial, within 2 float32 ulps of ``exp``, written without branches so
 that it vectorises) gives the weight. Only the wanted part of a block is
 computed; its halo is only read.
+
+On request the same pass also gives each output voxel's derivative by its
+own input voxel, ``∂out(x)/∂u(x) = g(x)/W + (Σ w d² / W − (out − u)²) / σ_i²``
+(``d = u(x + o) − u(x)``, ``W = Σ w``, ``g`` the spatial weights of the
+offsets the border mode maps back onto ``x`` itself, 1 inside the image):
+the divergence that calibration's SURE needs, without a second call.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from numba.extending import intrinsic
 from .borders import MODE_CODES, as_3d, jit, keep_bounds_3d, map_index, writable_3d
 from .threads import progress_counters, run_pieces, split_evenly
 
-__all__ = ["bilateral", "spatial_weights", "MODES"]
+__all__ = ["bilateral", "spatial_weights", "self_weights", "MODES"]
 
 #: Border modes: scipy.ndimage's names; 'wrap' needs the whole axis in the block.
 MODES = {**MODE_CODES, "wrap": 4}
@@ -74,18 +80,23 @@ def _source_index(i, n, mode):
 
 @jit
 def _bilateral_rows(src, out, spatial, rz, ry, rx, scale, mode, cval, z0, y0, x0, rows_lo, rows_hi,
-                    flag, progress, slot):
+                    flag, progress, slot, slope, gz, gy, gx, variance):
     """Rows ``rows_lo:rows_hi`` (flat over the kept planes × rows) of the bilateral filter.
 
     ``out[k, j, i]`` is the result at ``src[z0 + k, y0 + j, x0 + i]``;
     ``spatial[dz, dy, dx]`` the spatial weights, ``scale = -1 / (2 σ_i²)``.
+    With a non-empty ``slope`` (else shape ``(0, 0, 0)``), also
+    ``∂out/∂src`` at the same voxel there; ``gz[k] · gy[j] · gx[i]`` is the
+    weight of the offsets that map onto the voxel itself, ``variance = σ_i²``.
     """
+    with_slope = slope.size > 0
     nz, ny, nx = src.shape
     my, mx = out.shape[1], out.shape[2]
     centre = np.empty(mx, np.float32)
     shifted = np.empty(mx + 2 * rx, np.float32)
     num = np.empty(mx, np.float32)
     den = np.empty(mx, np.float32)
+    squares = np.empty(mx if with_slope else 0, np.float32)
     zero = np.float32(0.0)
     for row in range(rows_lo, rows_hi):
         if flag[0]:
@@ -99,6 +110,8 @@ def _bilateral_rows(src, out, spatial, rz, ry, rx, scale, mode, cval, z0, y0, x0
             centre[i] = np.float32(row_values[i])
             num[i] = zero
             den[i] = zero
+        for i in range(squares.size):
+            squares[i] = zero
         for dz in range(-rz, rz + 1):
             zz = _source_index(z + dz, nz, mode)
             for dy in range(-ry, ry + 1):
@@ -120,14 +133,30 @@ def _bilateral_rows(src, out, spatial, rz, ry, rx, scale, mode, cval, z0, y0, x0
                     # a slice, not offset indices (which keep numba's negative-index
                     # check and with it the loop scalar)
                     source = shifted[rx + dx:]
-                    for i in range(mx):
-                        v = source[i]
-                        d = v - centre[i]
-                        w = _exp_neg(d * d * scale + log_spatial)
-                        num[i] += w * v
-                        den[i] += w
+                    if with_slope:  # (tested once per offset: the plain loop stays as tight as before)
+                        for i in range(mx):
+                            v = source[i]
+                            d = v - centre[i]
+                            w = _exp_neg(d * d * scale + log_spatial)
+                            num[i] += w * v
+                            den[i] += w
+                            squares[i] += w * d * d
+                    else:
+                        for i in range(mx):
+                            v = source[i]
+                            d = v - centre[i]
+                            w = _exp_neg(d * d * scale + log_spatial)
+                            num[i] += w * v
+                            den[i] += w
         for i in range(mx):
             out[k, j, i] = num[i] / den[i]
+        if with_slope:
+            own = gz[k] * gy[j]
+            for i in range(mx):
+                moved = out[k, j, i] - centre[i]
+                # weighted variance of the window's differences; float64 so that a tiny σ_i² cannot overflow
+                spread = max(np.float64(squares[i] / den[i]) - np.float64(moved) * moved, 0.0)
+                slope[k, j, i] = np.float32(own * gx[i] / den[i] + spread / variance)
         progress[slot] += 1
 
 
@@ -143,14 +172,35 @@ def spatial_weights(sigma_px, radius):
     return np.ascontiguousarray(-0.5 * total, dtype=np.float32)
 
 
+def self_weights(sigma_px, radius, mode, shape, bounds):
+    """Per axis of the 3-D block, ``g[i] = Σ exp(-½ (o/σ)²)`` over the window offsets ``o``
+    that the border ``mode`` maps from kept position ``i`` back onto ``i`` (``o = 0``
+    always; beyond the block's border, e.g. ``o = -1`` at ``i = 0`` for 'reflect')."""
+    sigma3 = (0.0,) * (3 - len(sigma_px)) + tuple(sigma_px)
+    radius3 = (0,) * (3 - len(radius)) + tuple(int(r) for r in radius)
+    weights = []
+    for s, r, n, (lo, hi) in zip(sigma3, radius3, shape, bounds):
+        g = np.ones(hi - lo, np.float64)  # o = 0; inside, no other offset reaches i
+        near_border = [i for i in range(lo, hi) if i < r or i >= n - r]
+        for i in near_border:
+            for o in range(-r, r + 1):
+                if o != 0 and _source_index(i + o, n, MODES[mode]) == i:
+                    g[i - lo] += math.exp(-0.5 * (o / s) ** 2)
+        weights.append(g)
+    return weights
+
+
 def bilateral(block, sigma_px, radius, sigma_intensity, mode="reflect", cval=0.0, keep=None, out=None,
-              threads=1, token=None):
+              threads=1, token=None, slope=None):
     """Bilateral filter of the 1-D to 3-D ``block`` over ``keep`` (its halo only read), float32.
 
     ``sigma_px`` and ``radius`` per axis (voxels); ``sigma_intensity`` > 0 in
     the block's units. Border ``mode`` as scipy.ndimage ('wrap' needs the
     whole axes in the block). Runs on ``threads`` threads (rows split among
     them); polls ``token.flag`` every row, counts rows in ``token.ticks``.
+    ``slope``: a C-contiguous float32 array of the kept part's shape that
+    receives each output voxel's derivative by its own input voxel (see the
+    module's docstring), computed in the same pass.
     """
     bounds = keep_bounds_3d(keep, block.shape)
     data = as_3d(block)
@@ -168,9 +218,16 @@ def bilateral(block, sigma_px, radius, sigma_intensity, mode="reflect", cval=0.0
     threads = max(1, min(int(threads), rows // 8, max(1, math.prod(kept) // (1 << 15))))
     pieces = split_evenly(rows, threads)
     progress = progress_counters(token, len(pieces))
+    if slope is None:
+        slope3, own = np.empty((0, 0, 0), np.float32), [np.empty(0)] * 3
+    else:
+        slope3 = writable_3d(slope, kept)
+        if slope3 is None:
+            raise ValueError("slope: expected a C-contiguous float32 array of the kept part's shape")
+        own = self_weights(sigma_px, radius, mode, data.shape, bounds)
     arguments = [
         (data, result, spatial, *r3, scale, MODES[mode], np.float32(cval), bounds[0][0], bounds[1][0],
-         bounds[2][0], lo, hi, flag, progress, k if len(pieces) > 1 else 0)
+         bounds[2][0], lo, hi, flag, progress, k if len(pieces) > 1 else 0, slope3, *own, variance)
         for k, (lo, hi) in enumerate(pieces)
     ]
     if rows and kept[2]:
