@@ -37,6 +37,28 @@ def test_finest_detail_is_pywt_dwtn_bit_for_bit(shape, dtype):
     assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
 
 
+@pytest.mark.parametrize("shape", [(2, 300, 260), (300, 3, 250), (70000,), (600, 230)])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_share_the_passes_without_changing_a_bit(shape, threads, monkeypatch):
+    # small pieces, so that each pass is shared: by lines, or along them where lines are fewer than threads
+    monkeypatch.setattr(finest_detail, "_MIN_VALUES_PER_THREAD", 1 << 10)
+    rng = np.random.default_rng(sum(shape))
+    x = np.clip(rng.standard_normal(shape) * 300 + 1000, 0, 30000).astype(np.uint16)
+    x.flat[5] = 40000
+    expected = pywt.dwtn(np.asarray(x, dtype=np.float64), "db2")["d" * x.ndim]
+    got = finest_detail.finest_detail(x, DB2_HIGH_PASS, NEVER, threads)
+    assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
+    assert finest_detail.largest_finite_magnitude(x, NEVER, threads) == 40000.0
+    assert finest_detail.finest_detail(x, DB2_HIGH_PASS, np.ones(1, np.uint8), threads) is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 1001])
+def test_median_in_place_is_numpys(size):
+    values = np.random.default_rng(size).standard_normal(size)
+    values[: size // 3] = values[0]  # ties
+    assert noise._median_in_place(values.copy()) == np.median(values)
+
+
 def test_finest_detail_of_strided_input_with_nan_and_inf():
     x = np.random.default_rng(0).standard_normal((40, 50)).astype(np.float32)[::2, ::-3]
     x[3, 4], x[5, 6] = np.nan, np.inf

@@ -13,7 +13,11 @@ for 4096 × 4096) in one call that cannot be interrupted. Here:
   at the right border, where the extension terms come first), so the
   coefficients are bit-identical to ``pywt.dwtn`` on the float64 slice;
 * the passes poll the run's cancellation flag (``token.flag``) once per
-  output line and return early once it is set.
+  output line and return early once it is set;
+* with ``threads`` > 1 each pass (and the search for the largest magnitude)
+  is shared among threads, by lines or, when there are fewer lines than
+  threads, by ranges along the line: every value is still computed by the
+  same sum, so the result does not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .borders import jit
+from .threads import Team, split_evenly
 
 __all__ = ["symmetric_taps", "finest_detail", "nonzero_magnitudes", "largest_finite_magnitude"]
 
@@ -161,35 +166,50 @@ def symmetric_taps(n: int, filt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @jit
-def _detail_pass(src, coef, index, dst, flag):
-    """``dst[b, o, a] = Σ_t coef[o, t] · src[b, index[o, t], a]`` in float64, t ascending.
+def _detail_pass(src, coef, index, dst, flag, b_lo, b_hi, a_lo, a_hi):
+    """``dst[b, o, a] = Σ_t coef[o, t] · src[b, index[o, t], a]`` in float64, t ascending,
+    for ``b`` in ``b_lo:b_hi`` and ``a`` in ``a_lo:a_hi``.
 
     Returns False, leaving ``dst`` partly written, once ``flag[0]`` is set.
     """
-    B, A = src.shape[0], src.shape[2]
     M, F = coef.shape
-    for b in range(B):
+    for b in range(b_lo, b_hi):
         for o in range(M):
             if flag[0]:
                 return False
             # term after term over the whole line (contiguous, vectorised);
             # each value still gets 0.0 + term 0 + term 1 + ... in that order
-            for a in range(A):
-                dst[b, o, a] = 0.0
+            line = dst[b, o, a_lo:a_hi]
+            for a in range(line.size):
+                line[a] = 0.0
             for t in range(F):
                 c = coef[o, t]
-                row = index[o, t]
-                for a in range(A):
-                    dst[b, o, a] += c * src[b, row, a]
+                source = src[b, index[o, t], a_lo:a_hi]
+                for a in range(line.size):
+                    line[a] += c * source[a]
     return True
 
 
-def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray) -> np.ndarray | None:
+# Values a thread is given at least (a few tenths of a millisecond of work):
+# smaller slices are not worth handing over.
+_MIN_VALUES_PER_THREAD = 1 << 16
+
+
+def _pieces(before: int, after: int, values: int, threads: int):
+    """``(b_lo, b_hi, a_lo, a_hi)`` per thread: lines shared out, or ranges along them."""
+    parts = max(1, min(threads, values // _MIN_VALUES_PER_THREAD))
+    if before >= parts:
+        return [(lo, hi, 0, after) for lo, hi in split_evenly(before, parts)]
+    return [(0, before, lo, hi) for lo, hi in split_evenly(after, parts)]
+
+
+def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray, threads: int = 1) -> np.ndarray | None:
     """``pywt.dwtn(np.asarray(block, float64), wavelet)["d" * block.ndim]``, bit for bit.
 
     ``filt`` is the wavelet's decomposition high-pass filter (``dec_hi``);
     ``flag`` a one-element uint8 array polled once per output line: None is
-    returned once it is set. ``block`` must have at least one axis.
+    returned once it is set. ``block`` must have at least one axis. Each
+    pass runs on up to ``threads`` threads (same result).
     """
     block = np.asarray(block)
     if block.ndim == 0:
@@ -197,17 +217,20 @@ def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray) -> np.n
     if block.dtype not in _READ_DIRECTLY:
         block = block.astype(np.float64)
     current = np.ascontiguousarray(block)
-    for axis in range(block.ndim):
-        shape = current.shape
-        before = int(np.prod(shape[:axis], dtype=np.int64))
-        after = int(np.prod(shape[axis + 1 :], dtype=np.int64))
-        coef, index = symmetric_taps(shape[axis], filt)
-        out_shape = shape[:axis] + (coef.shape[0],) + shape[axis + 1 :]
-        out = np.empty(out_shape, np.float64)
-        src = current.reshape(before, shape[axis], after)
-        if not _detail_pass(src, coef, index, out.reshape(before, coef.shape[0], after), flag):
-            return None
-        current = out
+    with Team(threads) as team:
+        for axis in range(block.ndim):
+            shape = current.shape
+            before = int(np.prod(shape[:axis], dtype=np.int64))
+            after = int(np.prod(shape[axis + 1 :], dtype=np.int64))
+            coef, index = symmetric_taps(shape[axis], filt)
+            out_shape = shape[:axis] + (coef.shape[0],) + shape[axis + 1 :]
+            out = np.empty(out_shape, np.float64)
+            src = current.reshape(before, shape[axis], after)
+            dst = out.reshape(before, coef.shape[0], after)
+            pieces = _pieces(before, after, out.size, team.threads)
+            if not all(team.map(_detail_pass, [(src, coef, index, dst, flag, *p) for p in pieces])):
+                return None
+            current = out
     return current
 
 
@@ -249,13 +272,18 @@ def _largest_finite_magnitude(values, flag):
     return largest, found
 
 
-def largest_finite_magnitude(block: np.ndarray, flag: np.ndarray) -> float | None:
+def largest_finite_magnitude(block: np.ndarray, flag: np.ndarray, threads: int = 1) -> float | None:
     """``max(|x|)`` over the finite values of ``block`` taken as float64 (0.0 when there
-    are none); None once ``flag[0]`` is set."""
+    are none); None once ``flag[0]`` is set. Parts of it searched on up to ``threads`` threads."""
     block = np.asarray(block)
     if block.dtype not in _READ_DIRECTLY:
         block = block.astype(np.float64)
-    largest, found = _largest_finite_magnitude(np.ascontiguousarray(block).reshape(-1), flag)
-    if largest < 0:
+    flat = np.ascontiguousarray(block).reshape(-1)
+    parts = max(1, min(threads, flat.size // _MIN_VALUES_PER_THREAD))
+    with Team(parts) as team:
+        found_parts = team.map(_largest_finite_magnitude, [(flat[lo:hi], flag)
+                                                           for lo, hi in split_evenly(flat.size, parts)])
+    if any(largest < 0 for largest, _ in found_parts):
         return None
-    return float(largest) if found else 0.0
+    found = [float(largest) for largest, ok in found_parts if ok]
+    return max(found) if found else 0.0

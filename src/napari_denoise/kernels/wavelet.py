@@ -224,7 +224,7 @@ def _band_threshold(mean_square, method, sigma, size):
 # coefficients (about 0.2 ms of work): handing a piece to another thread costs
 # 0.1 ms on an idle machine and milliseconds on a busy one, so smaller levels
 # (all of a 512 x 512 image) run on the calling thread.
-_MIN_VALUES_PER_THREAD = 1 << 17
+_MIN_VALUES_PER_THREAD = 1 << 15
 
 
 def _on_rows(team, function, rows, row_length, *args):
