@@ -24,6 +24,14 @@ def clean_plane(index=30, size=192):
     return (plane - plane.min()) / np.ptp(plane)
 
 
+def record_calls(monkeypatch, record):
+    """Call ``record(op, image)`` for every call of a denoiser on the crop (worker threads or inline)."""
+    real_steps, real_now = _scheduler.steps, _scheduler.filter_now
+    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: record(op, image) or real_steps(op, image, **kw))
+    monkeypatch.setattr(_scheduler, "filter_now", lambda op, image, token=None: record(op, image) or real_now(
+        op, image, token))
+
+
 def oracle_gap(function, clean, noisy, result, grid=None, **kwargs):
     """dB between the best candidate against the clean image and the calibrated one.
 
@@ -153,13 +161,7 @@ def test_dask_input_reads_only_the_crop():
 
 def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     calls = []
-    real_steps = _scheduler.steps
-
-    def counting(op, image, **kwargs):
-        calls.append(image.shape)
-        return real_steps(op, image, **kwargs)
-
-    monkeypatch.setattr(_scheduler, "steps", counting)
+    record_calls(monkeypatch, lambda op, image: calls.append(image.shape))
     rng = np.random.default_rng(5)
     clean = np.pad(clean_plane(size=256), ((0, 128), (0, 128)), mode="reflect")
     noisy = (clean + rng.normal(0, 0.1, (384, 384))).astype(np.float32)
@@ -172,7 +174,7 @@ def test_cost_is_at_most_max_calls_on_the_crop(monkeypatch):
     assert all(c == crop for c in calls)
     calls.clear()
     # the bilateral's SURE reads the slope it computes: the same budget of 5 candidates, one call each;
-    # a costly candidate (spatial σ 3 px) is computed only on tiles of the crop, without a scheduler run
+    # a costly candidate (spatial σ 3 px) is computed only on tiles of the crop, by its kernel alone
     result = nd.calibrate(nd.bilateral, noisy)
     assert 2 <= len(result.trials) <= 5 and result.calls == len(result.trials)
     assert calls == [crop] * sum(t.share == 1 for t in result.trials) and len(calls) >= 2
@@ -418,8 +420,7 @@ def test_linear_filters_get_exact_sure_in_one_call_each(monkeypatch):
     from napari_denoise.filters.noise import noise_model_of_slice
 
     calls = []
-    real_steps = _scheduler.steps
-    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: calls.append(op) or real_steps(op, image, **kw))
+    record_calls(monkeypatch, lambda op, image: calls.append(op))
     rng = np.random.default_rng(23)
     noisy = (clean_plane(size=96) + rng.normal(0, 0.1, (96, 96))).astype(np.float32)
     result = nd.calibrate(nd.gaussian, noisy, crop="full", parameters={"sigma": [0.5, 1.0, 2.0]})
@@ -437,8 +438,7 @@ def test_a_bilateral_gets_exact_sure_from_the_slope_it_computes(monkeypatch):
     from napari_denoise.filters.noise import noise_model_of_slice
 
     ops = []
-    real_steps = _scheduler.steps
-    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: ops.append(op) or real_steps(op, image, **kw))
+    record_calls(monkeypatch, lambda op, image: ops.append(op))
     rng = np.random.default_rng(25)
     clean = clean_plane(size=96)
     noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
@@ -486,8 +486,7 @@ def test_a_median_gets_exact_sure_from_the_voxels_it_keeps(monkeypatch):
     from napari_denoise.filters.noise import noise_model_of_slice
 
     calls = []
-    real_steps = _scheduler.steps
-    monkeypatch.setattr(_scheduler, "steps", lambda op, image, **kw: calls.append(image) or real_steps(op, image, **kw))
+    record_calls(monkeypatch, lambda op, image: calls.append(image))
     rng = np.random.default_rng(24)
     clean = clean_plane(size=96)
     noisy = np.round((clean + rng.normal(0, 0.1, clean.shape)) * 20 + 100).astype(np.uint16)  # many ties

@@ -148,3 +148,17 @@ def test_noise_model_dataclass():
         nd.NoiseModel(1.0, "0", 1.0)
     with pytest.raises(ValueError, match="^kind"):
         nd.NoiseModel(1.0, 0.0, 1.0, "poisson")
+
+
+def test_corner_extremes_flag_the_blocks_any_corner_flags():
+    from napari_denoise.filters.noise import _corner_extremes
+
+    rng = np.random.default_rng(9)
+    corners = rng.integers(0, 6, (30, 20, 8)).astype(np.float64)
+    corners[0, 0] = np.nan
+    corners[1, 1, :7] = np.nan  # one finite corner
+    darkest, brightest = _corner_extremes(corners)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(darkest <= 0, (corners <= 0).any(axis=-1))
+        np.testing.assert_array_equal(brightest >= 5, (corners >= 5).any(axis=-1))
+    assert np.isnan(darkest[0, 0]) and darkest[1, 1] == corners[1, 1, 7]

@@ -323,16 +323,23 @@ class _EagerRun:
         return finished_jobs * TILE_STEPS + running
 
 
-def filter_now(op: FilterOp, image: np.ndarray) -> np.ndarray:
-    """Filter ``image`` tile after tile in the calling thread (dask blocks, previews)."""
+def filter_now(op: FilterOp, image: np.ndarray, token: CancelToken | None = None) -> np.ndarray:
+    """Filter ``image`` tile after tile in the calling thread (dask blocks, previews, short calls).
+
+    With a ``token``, a cancelled run stops between tiles (and inside kernels
+    that poll it) and raises :class:`Cancelled`.
+    """
     if image.size == 0:
         return np.empty(image.shape, dtype=op.out_dtype)
-    job = _EagerRun(op, image, 1, CancelToken())
+    token = CancelToken() if token is None else token
+    job = _EagerRun(op, image, 1, token)
     try:
         for index, tile in job.jobs:
             job.task(index, tile)
     finally:
         scratch.release()
+    if token.cancelled:
+        raise Cancelled(f"{op.name}: cancelled")
     return job.out
 
 

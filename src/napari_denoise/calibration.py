@@ -127,6 +127,10 @@ TILE_GRID = 3
 MIN_SCORED = 1 / 12
 #: Most of the crop the tiles may read (cores and halos) to be worth it.
 MAX_TILED_READ = 0.5
+#: Calls predicted (on one core, :func:`_predicted_seconds`) to take less than
+#: this run in the calibrating thread itself: starting the worker threads of
+#: a run costs about a millisecond on a busy machine, the whole of such a call.
+INLINE_SECONDS = 0.005
 #: A parameter whose candidates' predicted times differ by more than this
 #: factor is searched from its cheapest value (:func:`_cost_plan`). The
 #: Gaussian's σ grid (4× in taps) stays below it: its calls on a crop take
@@ -935,6 +939,10 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
                 if kept_only:
                     yield (first, total)
                     result = _kept_part(op, part, keep, workers, token)
+                elif scored_boxes is None and predicted < INLINE_SECONDS:
+                    # a few milliseconds: handing it to worker threads would cost about as much
+                    yield (first, total)
+                    result = _scheduler.filter_now(op, part, token)
                 else:
                     run = _scheduler.steps(op, part, workers=workers, token=token)
                     try:

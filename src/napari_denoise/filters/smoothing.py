@@ -140,7 +140,7 @@ def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
     axes = [axis for axis, _ in passes]
     if len(set(axes)) != len(axes):
         raise ValueError("separable_diagonal: one pass per axis")
-    diagonal = np.ones(shape)
+    diagonal = np.ones((1,) * len(shape))
     for axis, weights in passes:
         n = shape[axis]
         along = np.empty(n)
@@ -151,8 +151,10 @@ def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
             units[rows, columns] = 1.0
             response = ndimage.correlate1d(units, np.asarray(weights, np.float64), axis=0, mode=mode, cval=0.0)
             along[first:first + m] = response[rows, columns]
-        diagonal *= along.reshape([n if a == axis else 1 for a in range(len(shape))])
-    return diagonal
+        # broadcast: the product grows axis by axis (same products, in the passes' order) and the
+        # full array is written once, by the last pass
+        diagonal = diagonal * along.reshape([n if a == axis else 1 for a in range(len(shape))])
+    return np.array(np.broadcast_to(diagonal, shape), dtype=np.float64)
 
 
 def check_truncate(truncate) -> float:
