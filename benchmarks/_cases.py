@@ -76,6 +76,12 @@ def nd_gradient_magnitude(a, sigma):
     return _nd().gaussian_gradient_magnitude(a, sigma, output=F32)
 
 
+def sk_estimate_sigma(a):
+    from skimage.restoration import estimate_sigma
+
+    return estimate_sigma(a)
+
+
 def sk_nlm(a, h, sigma):
     from skimage import restoration
 
@@ -197,6 +203,11 @@ CASES = {
         [("ndimage.gaussian_gradient_magnitude f32", lambda a: nd_gradient_magnitude(a, 1.0),
           "identical", None)],
         target={"ndimage.gaussian_gradient_magnitude f32": 1.8},
+    ),
+    "estimate_noise": _case(
+        "noise level (wavelet MAD)", SYN_M,
+        lambda a: _ours().estimate_noise(a),
+        [("skimage estimate_sigma", sk_estimate_sigma, "identical", None)],
     ),
     "nlm3d": _case(
         "non-local means 3-D fast", SYN_S,

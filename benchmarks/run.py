@@ -40,6 +40,7 @@ FULL_ORDER = [
     "mean_timelapse",
     "sobel",
     "gradient_magnitude",
+    "estimate_noise",
     "nlm3d",
 ]
 

@@ -27,7 +27,7 @@ import pywt
 from scipy import ndimage
 
 from .._params import as_image, check_intensity, resolve_spatial_axes
-from .._scheduler import Cancelled
+from .._scheduler import Cancelled, TileToken, default_workers
 from ..kernels import finest_detail, level_sets
 from ..kernels.threads import threads_of
 
@@ -157,7 +157,8 @@ def estimate_noise(image, *, spatial_axes=None) -> float:
     spatial_axes : sequence of int, optional
         Axes forming one image (default: all of a 2-D/3-D image, the last three
         otherwise). The estimate is made on every independent slice over the
-        other axes (time points, channels) and averaged.
+        other axes (time points, channels) and averaged. Each slice's
+        estimate runs on every core.
 
     Returns
     -------
@@ -177,11 +178,12 @@ def estimate_noise(image, *, spatial_axes=None) -> float:
     moved = image if not axes else _move_last(image, axes)
     lead = moved.shape[: moved.ndim - k]
     estimates = []
+    every_core = TileToken(np.zeros(1, np.uint8), default_workers())  # never cancelled
     for index in np.ndindex(*lead):
         piece = moved[index]
         if hasattr(piece, "compute"):
             piece = piece.compute()
-        estimates.append(noise_of_slice(piece))
+        estimates.append(noise_of_slice(piece, every_core))
     return float(np.mean(estimates)) if estimates else 0.0
 
 
