@@ -264,47 +264,94 @@ def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", 
     return result
 
 
+def _strips(extent: int, levels: int, threads: int, values: int):
+    """Cut ``extent`` input rows into ``(start, stop)`` strips, one per thread, and the number
+    of levels ``depth`` each strip transforms on its own; ``([], 0)`` when not worth it.
+
+    The Haar transform of ``2**depth`` rows needs no other rows for ``depth``
+    levels, so strips starting at multiples of ``2**depth`` go through those
+    levels, forward and back, without meeting: one hand-off per direction
+    instead of one per level and direction (each wakes an idle core, up to a
+    millisecond on a virtual machine).
+    """
+    if threads < 2 or values < threads * _MIN_VALUES_PER_THREAD:
+        return [], 0
+    depth = min(levels, int(math.log2(max(1, extent // threads))))
+    if depth < 1:
+        return [], 0
+    unit = 1 << depth
+    units = -(-extent // unit)
+    if units < threads:
+        return [], 0
+    return [(lo * unit, min(hi * unit, extent)) for lo, hi in split_evenly(units, threads)], depth
+
+
+def _strip_rows(start, stop, extent_in, extent_out, level, per_row):
+    """Band rows (flattened, ``per_row`` rows per step of the split axis) of a strip at ``level``."""
+    lo = (start >> level) >> 1
+    hi = extent_out if stop == extent_in else (stop >> level) >> 1
+    return lo * per_row, hi * per_row
+
+
 def _haar_denoise(block, sigma, levels, soft, method, out, team):
     nd = block.ndim
     active_z, active_y = nd == 3, nd >= 2
-    approx = as_3d(block)
-    pyramid = []
-    thresholds = []
+    source = as_3d(block)
+    # every level's sub-bands, allocated first: strips write their rows of each
+    shapes = [source.shape]
     for _ in range(levels):
-        shape = (
-            (approx.shape[0] + 1) // 2 if active_z else approx.shape[0],
-            (approx.shape[1] + 1) // 2 if active_y else approx.shape[1],
-            (approx.shape[2] + 1) // 2,
-        )
-        # 2**ndim sub-bands: the kernels touch slots beyond 0-1 only for active axes
-        bands = np.empty((2**nd,) + shape, np.float32)
-        rows = shape[0] * shape[1]
-        squares = np.zeros((2**nd, rows), np.float64)
-        _on_rows(team, _haar_forward, rows, shape[2], approx, bands, squares, active_z, active_y)
-        # rows added in order: the same threshold whatever the number of threads
-        size = rows * shape[2]
+        a = shapes[-1]
+        shapes.append(((a[0] + 1) // 2 if active_z else a[0], (a[1] + 1) // 2 if active_y else a[1],
+                       (a[2] + 1) // 2))
+    bands = [np.empty((2**nd,) + shape, np.float32) for shape in shapes[1:]]
+    squares = [np.zeros((2**nd, shape[0] * shape[1]), np.float64) for shape in shapes[1:]]
+    inputs = [source] + [b[0] for b in bands[:-1]]  # what each level's forward pass reads
+    target = None
+    if out is not None and out.dtype == np.float32 and out.flags.c_contiguous:
+        target = out.reshape(source.shape)
+    result = np.empty(source.shape, np.float32) if target is None else target
+    outputs = [result] + [b[0] for b in bands[:-1]]  # where each level's inverse pass writes
+    # split along z in 3-D, along y in 2-D
+    axis = 0 if active_z else 1
+    strips, depth = ([], 0) if not active_y else _strips(source.shape[axis], levels, team.threads, source.size)
+
+    def rows_of(level, start, stop):
+        per_row = shapes[level + 1][1] if axis == 0 else 1
+        return _strip_rows(start, stop, source.shape[axis], shapes[level + 1][axis], level, per_row)
+
+    def forward_strip(start, stop):
+        for level in range(depth):
+            _haar_forward(inputs[level], bands[level], squares[level], active_z, active_y,
+                          *rows_of(level, start, stop))
+
+    def inverse_strip(start, stop):
+        for level in range(depth - 1, -1, -1):
+            _haar_inverse(bands[level][0], bands[level], thresholds[level], soft, outputs[level], active_z,
+                          active_y, *rows_of(level, start, stop))
+
+    team.map(forward_strip, strips)
+    for level in range(depth, levels):  # the coarse levels, whole (their rows cut among threads)
+        shape = shapes[level + 1]
+        _on_rows(team, _haar_forward, shape[0] * shape[1], shape[2], inputs[level], bands[level],
+                 squares[level], active_z, active_y)
+    # rows added in order: the same thresholds whatever the number of threads
+    thresholds = []
+    for level in range(levels):
+        size = math.prod(shapes[level + 1])
         level_thresholds = np.zeros(2**nd, np.float32)
         for b in range(1, 2**nd):
-            mean_square = math.fsum(squares[b]) / size
+            mean_square = math.fsum(squares[level][b]) / size
             level_thresholds[b] = _band_threshold(mean_square, method, sigma, block.size)
-        pyramid.append((approx.shape, bands))
         thresholds.append(level_thresholds)
-        approx = bands[0]
-    result = None
-    for level in range(levels - 1, -1, -1):
-        target_shape, bands = pyramid[level]
-        if level == 0:
-            target = None
-            if out is not None and out.dtype == np.float32 and out.flags.c_contiguous:
-                target = out.reshape(target_shape)
-            result = np.empty(target_shape, np.float32) if target is None else target
-        else:
-            result = pyramid[level - 1][1][0]  # approximation slot of the finer level
-        _on_rows(team, _haar_inverse, bands.shape[1] * bands.shape[2], bands.shape[3],
-                 approx, bands, thresholds[level], soft, result, active_z, active_y)
-        approx = result
+    # A level's approximation is its sub-band 0: the coarsest's as the forward pass left it, the
+    # others overwritten by the coarser level's inverse (outputs[level + 1] is bands[level][0]).
+    for level in range(levels - 1, depth - 1, -1):
+        shape = shapes[level + 1]
+        _on_rows(team, _haar_inverse, shape[0] * shape[1], shape[2], bands[level][0], bands[level],
+                 thresholds[level], soft, outputs[level], active_z, active_y)
+    team.map(inverse_strip, strips)
     if levels == 0:
-        result = np.array(approx, dtype=np.float32)
+        result[...] = source
     return result.reshape(block.shape)
 
 
