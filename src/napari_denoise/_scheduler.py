@@ -32,7 +32,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -419,8 +419,8 @@ def steps(
     Eager (numpy) input is filtered on ``workers`` threads (default: every
     core; the shared run threads, which take the tiles one after another);
     the generator yields ``(done, total)`` in :data:`TILE_STEPS` units per
-    tile (running tiles counted by the progress their kernels report) at
-    least every 50 ms and when the tiles are done, so its consumer can cancel
+    tile (running tiles counted by the progress their kernels report) after
+    each finished tile and at least every 50 ms, so its consumer can cancel
     at any time through ``token``. A cancelled run raises :class:`Cancelled`, after the tiles in
     flight have stopped when ``wait_on_cancel`` (kernels that poll the token
     stop within milliseconds), else at once. Closing the generator cancels
@@ -449,6 +449,7 @@ def steps(
     jobs = iter(job.jobs)
     taking = threading.Lock()
     done = [0]
+    changed = threading.Event()  # a tile or a runner has finished
 
     def runner():
         while not token.cancelled:
@@ -459,16 +460,32 @@ def steps(
             job.task(*next_job)
             with taking:
                 done[0] += 1
+            changed.set()
 
-    pending = {_run_threads.submit(runner) for _ in range(min(workers, len(job.jobs)))}
+    pending = set()
+    for _ in range(min(workers, len(job.jobs))):
+        future = _run_threads.submit(runner)
+        future.add_done_callback(lambda _: changed.set())  # (called once the future is done)
+        pending.add(future)
     finished = False
     try:
-        while pending and not token.cancelled:
-            ready, pending = wait(pending, timeout=_HEARTBEAT_SECONDS, return_when=FIRST_EXCEPTION)
+        while True:
+            changed.wait(_HEARTBEAT_SECONDS)
+            changed.clear()  # before reading the state: a change after this wakes the next wait
+            ready = {future for future in pending if future.done()}
+            pending -= ready
             for future in ready:
-                future.result()  # a kernel's error ends the run here
+                try:
+                    future.result()  # a kernel's error ends the run here
+                except Cancelled:  # a slice's context stopped by this run's cancel: reported below
+                    if not token.cancelled:
+                        raise
+            if not pending or token.cancelled:
+                break
             yield (job.progress(done[0]), total)
         finished = not token.cancelled and done[0] == len(job.jobs)
+        if finished:
+            yield (job.progress(done[0]), total)
     finally:
         if not finished:
             token.cancel()  # kernels in flight return early; their output is dropped
