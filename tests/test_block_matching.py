@@ -215,7 +215,7 @@ def test_cancelled_within_a_second():
 
 
 def test_progress_moves_inside_the_slice():
-    x = with_noise(piecewise_constant((160, 160)), 0.1)
+    x = with_noise(piecewise_constant((224, 224)), 0.1)
     op = nd.block_matching.op(x)
     seen = []
     run = _scheduler.steps(op, x, workers=1)
