@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import napari_denoise as nd
-from napari_denoise import _scheduler
 from napari_denoise._scheduler import POOL_THREAD_PREFIX, Cancelled
 
 from _numeric_helpers import FILTERS
@@ -73,10 +72,7 @@ def test_every_filter_has_a_long_run():
 
 
 def _run_threads():
-    """Work still going on: shared run threads running a tile, and the kernels' own threads
-    (idle run threads wait LINGER_SECONDS for the next run: they compute nothing)."""
-    kernel_threads = [t for t in threading.enumerate() if t.name.startswith(f"{POOL_THREAD_PREFIX}-kernel")]
-    return kernel_threads + ["run thread"] * _scheduler.busy_run_threads()
+    return [t for t in threading.enumerate() if t.name.startswith(POOL_THREAD_PREFIX)]
 
 
 def _cancel_latency(name, shape, kwargs):

@@ -371,10 +371,7 @@ def _feeders():
 
 
 def _pool_threads():
-    """Tiles still computing (idle run threads linger briefly for the next run, computing nothing)."""
-    from napari_denoise import _scheduler
-
-    return ["run thread"] * _scheduler.busy_run_threads()
+    return [t for t in threading.enumerate() if t.name.startswith("napari-denoise_") and t.is_alive()]
 
 
 @pytest.mark.parametrize(

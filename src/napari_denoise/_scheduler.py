@@ -26,13 +26,11 @@ tile, so a cancel stops the computation itself within a fraction of a second.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -74,67 +72,6 @@ _HEARTBEAT_SECONDS = 0.05
 #: kernel that reports its own progress moves the bar within a tile.
 TILE_STEPS = 100
 POOL_THREAD_PREFIX = "napari-denoise"
-#: Seconds a run thread left idle waits for more tiles before it ends. Runs
-#: back to back (calibration, previews, batches, benchmarks) reuse it: a thread
-#: fresh for every run made a 7 ms wavelet call on two threads 1.5 ms slower.
-LINGER_SECONDS = 0.25
-
-
-class _RunThreads:
-    """The threads that run tiles, shared by all runs: started when no idle one is left,
-    ended after :data:`LINGER_SECONDS` without work (so none outlives its use by much)."""
-
-    def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # one token per idle thread
-        self._names = itertools.count()
-        self._busy = 0
-        self._lock = threading.Lock()
-
-    def submit(self, function, *args) -> Future:
-        """Run ``function(*args)`` on an idle thread, or a new one; its future."""
-        future: Future = Future()
-        self._tasks.put((future, function, args))
-        if not self._idle.acquire(blocking=False):
-            # not a daemon: the interpreter's exit waits for a tile in flight (it writes into arrays)
-            threading.Thread(target=self._work, name=f"{POOL_THREAD_PREFIX}_{next(self._names)}").start()
-        return future
-
-    def busy(self) -> int:
-        """Threads running a tile now."""
-        with self._lock:
-            return self._busy
-
-    def _work(self) -> None:
-        while True:
-            try:
-                future, function, args = self._tasks.get(timeout=LINGER_SECONDS)
-            except queue.Empty:
-                if self._idle.acquire(blocking=False):  # still counted idle: nobody is counting on it
-                    return
-                continue  # a task was handed to it as it timed out
-            if future.set_running_or_notify_cancel():  # (False: cancelled before it started)
-                with self._lock:
-                    self._busy += 1
-                try:
-                    future.set_result(function(*args))
-                except BaseException as exc:  # noqa: BLE001 - handed to the run through the future
-                    future.set_exception(exc)
-                finally:
-                    with self._lock:
-                        self._busy -= 1
-            del future, function, args
-            self._idle.release()
-
-
-_run_threads = _RunThreads()
-# A forked child has none of the parent's threads: it must not count on their idle tokens.
-os.register_at_fork(after_in_child=_run_threads.__init__)
-
-
-def busy_run_threads() -> int:
-    """How many of the shared run threads are running a tile now (0: no run is computing)."""
-    return _run_threads.busy()
 
 
 class Cancelled(Exception):
@@ -417,11 +354,10 @@ def steps(
     """Run ``op`` on ``image``: a generator that yields ``(done, total)`` and returns the result.
 
     Eager (numpy) input is filtered on ``workers`` threads (default: every
-    core; the shared run threads, which take the tiles one after another);
-    the generator yields ``(done, total)`` in :data:`TILE_STEPS` units per
-    tile (running tiles counted by the progress their kernels report) after
-    each finished tile and at least every 50 ms, so its consumer can cancel
-    at any time through ``token``. A cancelled run raises :class:`Cancelled`, after the tiles in
+    core); the generator yields ``(done, total)`` in :data:`TILE_STEPS` units
+    per tile (running tiles counted by the progress their kernels report)
+    after each finished tile and at least every 50 ms, so its consumer can cancel at any time through
+    ``token``. A cancelled run raises :class:`Cancelled`, after the tiles in
     flight have stopped when ``wait_on_cancel`` (kernels that poll the token
     stop within milliseconds), else at once. Closing the generator cancels
     the run. Lazy (dask) input yields ``(0, 1)`` and ``(1, 1)`` and returns
@@ -444,57 +380,36 @@ def steps(
     job = _EagerRun(op, image, workers, token)
     total = len(job.jobs) * TILE_STEPS
     yield (0, total)
-    # one runner per worker thread, each taking the next tile until none is left (or the run
-    # is cancelled): no thread waits for this one to hand it the next tile
-    jobs = iter(job.jobs)
-    taking = threading.Lock()
-    done = [0]
-    changed = threading.Event()  # a tile or a runner has finished
-
-    def runner():
-        while not token.cancelled:
-            with taking:
-                next_job = next(jobs, None)
-            if next_job is None:
-                return
-            job.task(*next_job)
-            with taking:
-                done[0] += 1
-            changed.set()
-
-    pending = set()
-    for _ in range(min(workers, len(job.jobs))):
-        future = _run_threads.submit(runner)
-        future.add_done_callback(lambda _: changed.set())  # (called once the future is done)
-        pending.add(future)
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(job.jobs)), thread_name_prefix=POOL_THREAD_PREFIX)
+    pending: set = set()
+    queue = iter(job.jobs)
+    done = 0
     finished = False
     try:
-        while True:
-            changed.wait(_HEARTBEAT_SECONDS)
-            changed.clear()  # before reading the state: a change after this wakes the next wait
-            ready = {future for future in pending if future.done()}
-            pending -= ready
+        while not token.cancelled:
+            while len(pending) < 2 * workers:
+                next_job = next(queue, None)
+                if next_job is None:
+                    break
+                pending.add(pool.submit(job.task, *next_job))
+            if not pending:
+                finished = True
+                break
+            ready, pending = wait(pending, timeout=_HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
             for future in ready:
                 try:
                     future.result()  # a kernel's error ends the run here
                 except Cancelled:  # a slice's context stopped by this run's cancel: reported below
                     if not token.cancelled:
                         raise
-            if not pending or token.cancelled:
-                break
-            yield (job.progress(done[0]), total)
-        finished = not token.cancelled and done[0] == len(job.jobs)
-        if finished:
-            yield (job.progress(done[0]), total)
+            done += len(ready)
+            yield (job.progress(done), total)
     finally:
         if not finished:
             token.cancel()  # kernels in flight return early; their output is dropped
-        for future in pending:
-            future.cancel()  # (only runners not started yet)
-        if finished or wait_on_cancel:
-            wait(pending)
+        pool.shutdown(wait=finished or wait_on_cancel, cancel_futures=True)
     if not finished:
-        raise Cancelled(f"{op.name}: cancelled after {done[0]} of {len(job.jobs)} tiles")
+        raise Cancelled(f"{op.name}: cancelled after {done} of {len(job.jobs)} tiles")
     return job.out
 
 
