@@ -290,13 +290,19 @@ def _stabilised_context(piece, token, *, inner, choice):
         return model, inner(_forward_block(piece, model), token)
 
 
-def _stabilised_kernel(block, keep, out, context, token, *, inner):
+def _on_stabilised(block, keep, out, context, token, inner):
+    """``(model, result)``: ``inner`` on the stabilised block, or, for a slice left as it is
+    (model None), on the block itself and into ``out``."""
     model, inner_context = context
     if model is None:
-        return inner(block, keep, out, inner_context, token)
+        return None, inner(block, keep, out, inner_context, token)
     with assumed_noise_level(1.0):
-        result = inner(_forward_block(block, model), keep, None, inner_context, token)
-    return _inverse_block(result, model, "exact", out)
+        return model, inner(_forward_block(block, model), keep, None, inner_context, token)
+
+
+def _stabilised_kernel(block, keep, out, context, token, *, inner):
+    model, result = _on_stabilised(block, keep, out, context, token, inner)
+    return result if model is None else _inverse_block(result, model, "exact", out)
 
 
 #: Step of the central difference that gives the inverse transform's slope, in
@@ -327,11 +333,9 @@ def _inverse_slope(values: np.ndarray, model: NoiseModel) -> np.ndarray:
 
 def _stabilised_slope_kernel(block, keep, out, context, token, *, inner):
     """:func:`_stabilised_kernel` of a ``slope_kernel``: value and slope back in the image's units."""
-    model, inner_context = context
+    model, result = _on_stabilised(block, keep, out, context, token, inner)
     if model is None:
-        return inner(block, keep, out, inner_context, token)
-    with assumed_noise_level(1.0):
-        result = inner(_forward_block(block, model), keep, None, inner_context, token)
+        return result
     if out is None:
         out = np.empty(result.shape, VALUE_AND_SLOPE)
     denoised = result["value"]
