@@ -1077,8 +1077,9 @@ def calibrate(
     max_calls : int, default 10
         Most denoiser calls (SURE: 2 per candidate, J-invariant: 1; a
         candidate scored on tiles of the crop counts as one call). Linear
-        and rank filters (Gaussian, mean, median) make one call per candidate
-        within the same search. A grid with more candidates than that, or
+        and rank filters (Gaussian, mean, median) and the bilateral, whose
+        divergence is known exactly, make one call per candidate within the
+        same search. A grid with more candidates than that, or
         one whose candidates' costs differ more than 5×, is searched one
         parameter at a time from its middle (a costly parameter from its
         cheapest value), downhill (coordinate descent); a numeric grid whose

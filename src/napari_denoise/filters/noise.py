@@ -178,7 +178,7 @@ def estimate_noise(image, *, spatial_axes=None) -> float:
     moved = image if not axes else _move_last(image, axes)
     lead = moved.shape[: moved.ndim - k]
     estimates = []
-    every_core = TileToken(np.zeros(1, np.uint8), default_workers())  # never cancelled
+    every_core = TileToken(_NEVER, default_workers())
     for index in np.ndindex(*lead):
         piece = moved[index]
         if hasattr(piece, "compute"):

@@ -195,9 +195,14 @@ def _detail_pass(src, coef, index, dst, flag, b_lo, b_hi, a_lo, a_hi):
 _MIN_VALUES_PER_THREAD = 1 << 16
 
 
+def _parts(values: int, threads: int) -> int:
+    """How many threads ``values`` are shared among (each gets at least :data:`_MIN_VALUES_PER_THREAD`)."""
+    return max(1, min(threads, values // _MIN_VALUES_PER_THREAD))
+
+
 def _pieces(before: int, after: int, values: int, threads: int):
     """``(b_lo, b_hi, a_lo, a_hi)`` per thread: lines shared out, or ranges along them."""
-    parts = max(1, min(threads, values // _MIN_VALUES_PER_THREAD))
+    parts = _parts(values, threads)
     if before >= parts:
         return [(lo, hi, 0, after) for lo, hi in split_evenly(before, parts)]
     return [(0, before, lo, hi) for lo, hi in split_evenly(after, parts)]
@@ -279,7 +284,7 @@ def largest_finite_magnitude(block: np.ndarray, flag: np.ndarray, threads: int =
     if block.dtype not in _READ_DIRECTLY:
         block = block.astype(np.float64)
     flat = np.ascontiguousarray(block).reshape(-1)
-    parts = max(1, min(threads, flat.size // _MIN_VALUES_PER_THREAD))
+    parts = _parts(flat.size, threads)
     with Team(parts) as team:
         found_parts = team.map(_largest_finite_magnitude, [(flat[lo:hi], flag)
                                                            for lo, hi in split_evenly(flat.size, parts)])

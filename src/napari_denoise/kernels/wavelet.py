@@ -310,7 +310,7 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
     if out is not None and out.dtype == np.float32 and out.flags.c_contiguous:
         target = out.reshape(source.shape)
     result = np.empty(source.shape, np.float32) if target is None else target
-    outputs = [result] + [b[0] for b in bands[:-1]]  # where each level's inverse pass writes
+    outputs = [result, *inputs[1:]]  # where each level's inverse pass writes: the finer level's sub-band 0
     # split along z in 3-D, along y in 2-D
     axis = 0 if active_z else 1
     strips, depth = ([], 0) if not active_y else _strips(source.shape[axis], levels, team.threads, source.size)
