@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from .._params import as_image, check_intensity, resolve_spatial_axes
 from .._scheduler import Cancelled, TileToken, default_workers
-from ..kernels import finest_detail, level_sets
+from ..kernels import block_statistics, finest_detail, level_sets
 from ..kernels.threads import threads_of
 
 __all__ = [
@@ -209,6 +209,8 @@ GAUSSIAN_STD_RATIO = 1.1
 
 # Level sets (intensity bins) of the fit, as in Foi et al.'s "level sets".
 _FIT_BINS = 48
+# (their edges: these quantiles of the blocks' levels)
+_FIT_QUANTILES = np.linspace(0, 1, _FIT_BINS + 1)
 _MIN_BLOCKS_PER_BIN = 30
 # A block counts as smooth when the variance of its neighbours' means is below
 # this multiple of what noise alone gives (chi-square tail of 3^n - 1 means).
@@ -324,32 +326,28 @@ def _haar_band(block: np.ndarray):
     return corners.mean(axis=-1), detail, corners
 
 
-def _clip_values(block: np.ndarray, flag: np.ndarray = _NEVER) -> tuple[float | None, float | None]:
-    """The image's minimum / maximum when values pile up there (clipping, saturation).
+def _clip_values(found: block_statistics.Extremes, size: int) -> tuple[float | None, float | None]:
+    """The minimum / maximum of a slice of ``size`` voxels when values pile up there
+    (clipping, saturation), from its :func:`~napari_denoise.kernels.block_statistics.extremes`.
 
-    A pile-up is an extreme value held by many pixels and by far more of them
-    than the next value: clipped noise, not the lattice of photon counts.
+    A pile-up is an extreme value held by many pixels (:func:`_fewest_piled_up`)
+    and by far more of them than the next value: clipped noise, not the
+    lattice of photon counts.
     """
-    with np.errstate(invalid="ignore"):
-        lowest, highest = np.nanmin(block), np.nanmax(block)
     clips = []
-    for extreme, beyond in ((lowest, np.greater), (highest, np.less)):
-        _stop_if_cancelled(flag)  # (each of these steps is a pass over the whole slice)
-        at = np.count_nonzero(block == extreme)
-        if at < max(16, 1e-4 * block.size):
-            clips.append(None)
-            continue
-        _stop_if_cancelled(flag)
-        inside = beyond(block, extreme)  # NaN compares False
-        if not inside.any():
-            clips.append(None)
-            continue
-        _stop_if_cancelled(flag)
-        following = block.min(where=inside, initial=np.inf) if beyond is np.greater else block.max(
-            where=inside, initial=-np.inf
-        )
-        clips.append(float(extreme) if at > _PILE_UP * np.count_nonzero(block == following) else None)
+    for extreme, at, at_following in (
+        (found.lowest, found.at_lowest, found.at_above),
+        (found.highest, found.at_highest, found.at_below),
+    ):
+        # (at_following is 0 when no value lies inside the extreme)
+        piled_up = at >= _fewest_piled_up(size) and at_following > 0 and at > _PILE_UP * at_following
+        clips.append(float(extreme) if piled_up else None)
     return clips[0], clips[1]
+
+
+def _fewest_piled_up(size: int) -> float:
+    """The fewest voxels of a slice of ``size`` voxels that an extreme value must hold to be a pile-up."""
+    return max(16, 1e-4 * size)
 
 
 def _corner_extremes(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,64 +378,84 @@ def _slabs(block: np.ndarray):
 def _block_statistics(block: np.ndarray, flag: np.ndarray) -> dict | None:
     """Per-block statistics of one slice for the fit (None when it is too small).
 
-    Polls ``flag`` between its steps (each a whole-array numpy operation,
-    tenths of a second at most on a 4096 × 4096 slice) and raises
-    :class:`Cancelled` once it is set.
+    1-D to 3-D slices go through the compiled kernels
+    (:func:`~napari_denoise.kernels.block_statistics.slab_statistics`), which
+    poll ``flag``; larger ones through :func:`_numpy_slab_statistics`, which
+    polls it between its whole-array steps. :class:`Cancelled` is raised once
+    it is set.
     """
-    block = np.asarray(block, dtype=np.float64)
-    if block.ndim == 0 or min(block.shape) < 6 or not np.isfinite(block).any():
+    block = np.asarray(block)
+    if block.ndim == 0 or min(block.shape) < 6:
         return None
     _stop_if_cancelled(flag)
-    low, high = _clip_values(block, flag)
+    block = block_statistics.as_readable(block)  # (at most one copy, shared by the extremes and the slabs)
+    found = block_statistics.extremes(block, flag, _fewest_piled_up(block.size))
+    _stop_if_cancelled(flag, found)
+    if not found.any_finite:
+        return None
+    low, high = _clip_values(found, block.size)
+    statistics_of = block_statistics.slab_statistics if block.ndim <= 3 else _numpy_slab_statistics
     parts = []
     for slab in _slabs(block):
         if min(slab.shape) < 6:
             continue
         _stop_if_cancelled(flag)
-        mean, detail, corners = _haar_blocks(slab, flag)
-        _stop_if_cancelled(flag)
-        n = slab.ndim
-        ring_count = 3**n - 1
-        finite = np.isfinite(mean) & np.isfinite(detail)
-        filled = np.where(finite, mean, 0.0)
-        _stop_if_cancelled(flag)
-        # Level and spread from the 3^n - 1 neighbouring blocks only: their
-        # noise is independent of this block's mean and detail, so binning by
-        # them biases neither the level nor the variance of a bin.
-        total = ndimage.uniform_filter(filled, 3, mode="nearest") * 3**n - filled
-        _stop_if_cancelled(flag)
-        squares = ndimage.uniform_filter(filled * filled, 3, mode="nearest") * 3**n - filled * filled
-        _stop_if_cancelled(flag)
-        level = total / ring_count
-        spread = (squares - ring_count * level * level) / (ring_count - 1)
-        del total, squares
-        _stop_if_cancelled(flag)
-        usable = finite & (ndimage.minimum_filter(finite, 3, mode="constant", cval=False))
-        interior = np.zeros(mean.shape, bool)
-        interior[tuple(slice(1, -1) for _ in range(n))] = True
-        usable &= interior
-        clipped = np.zeros(mean.shape, bool)
-        if low is not None or high is not None:
-            darkest, brightest = _corner_extremes(corners)
-            if low is not None:
-                clipped |= darkest <= low
-            if high is not None:
-                clipped |= brightest >= high
-        _stop_if_cancelled(flag)
-        parts.append(
-            {
-                "level": level[usable],
-                "spread": spread[usable],
-                "mean": mean[usable],
-                "detail_sq": detail[usable] ** 2,
-                "clipped": ndimage.maximum_filter(clipped, 3, mode="nearest")[usable],
-            }
-        )
+        part = statistics_of(slab, low, high, flag)
+        _stop_if_cancelled(flag, part)
+        parts.append(part)
     if not parts:
         return None
     if len(parts) == 1:  # (a copy of 4096 x 4096 statistics takes 0.2 s)
         return parts[0] | {"ndim": block.ndim}
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} | {"ndim": block.ndim}
+
+
+def _numpy_slab_statistics(slab: np.ndarray, low: float | None, high: float | None, flag: np.ndarray) -> dict:
+    """:func:`~napari_denoise.kernels.block_statistics.slab_statistics` in numpy, for any
+    number of axes (the compiled one takes 1 to 3).
+
+    Polls ``flag`` between its steps (each a whole-array numpy operation,
+    tenths of a second at most on a 4096 × 4096 slice) and raises
+    :class:`Cancelled` once it is set.
+    """
+    slab = np.asarray(slab, dtype=np.float64)
+    mean, detail, corners = _haar_blocks(slab, flag)
+    _stop_if_cancelled(flag)
+    n = slab.ndim
+    ring_count = 3**n - 1
+    finite = np.isfinite(mean) & np.isfinite(detail)
+    filled = np.where(finite, mean, 0.0)
+    _stop_if_cancelled(flag)
+    # Level and spread from the 3^n - 1 neighbouring blocks only: their
+    # noise is independent of this block's mean and detail, so binning by
+    # them biases neither the level nor the variance of a bin.
+    total = ndimage.uniform_filter(filled, 3, mode="nearest") * 3**n - filled
+    _stop_if_cancelled(flag)
+    squares = ndimage.uniform_filter(filled * filled, 3, mode="nearest") * 3**n - filled * filled
+    _stop_if_cancelled(flag)
+    level = total / ring_count
+    spread = (squares - ring_count * level * level) / (ring_count - 1)
+    del total, squares
+    _stop_if_cancelled(flag)
+    usable = finite & (ndimage.minimum_filter(finite, 3, mode="constant", cval=False))
+    interior = np.zeros(mean.shape, bool)
+    interior[tuple(slice(1, -1) for _ in range(n))] = True
+    usable &= interior
+    clipped = np.zeros(mean.shape, bool)
+    if low is not None or high is not None:
+        darkest, brightest = _corner_extremes(corners)
+        if low is not None:
+            clipped |= darkest <= low
+        if high is not None:
+            clipped |= brightest >= high
+    _stop_if_cancelled(flag)
+    return {
+        "level": level[usable],
+        "spread": spread[usable],
+        "mean": mean[usable],
+        "detail_sq": detail[usable] ** 2,
+        "clipped": ndimage.maximum_filter(clipped, 3, mode="nearest")[usable],
+    }
 
 
 def _bins(stats, mask, flag):
@@ -446,13 +464,13 @@ def _bins(stats, mask, flag):
     if level.size < _MIN_BLOCKS_PER_BIN * 3:
         return None
     _stop_if_cancelled(flag)
-    # Sorted first: the same quantiles (they depend on the values only), and
-    # numpy's vectorised sort and then quantile's partition of the sorted
-    # values, in place (level is this function's copy), take a third of the
-    # time of the partition of unsorted ones, in two steps.
+    # Sorted (in place: level is this function's copy), then the quantiles read
+    # off the sorted values: numpy's vectorised sort takes a third of the time
+    # of numpy.quantile's partition of unsorted values, and its partition even
+    # of sorted ones took longer than the sort.
     level.sort()
     _stop_if_cancelled(flag)
-    edges = np.quantile(level, np.linspace(0, 1, _FIT_BINS + 1), overwrite_input=True)
+    edges = _sorted_quantiles(level, _FIT_QUANTILES)
     del level
     # searchsorted into the edges and bincount of the masked blocks, in one pass
     sums = level_sets.level_set_sums(
@@ -471,6 +489,29 @@ def _bins(stats, mask, flag):
     if np.count_nonzero(keep) < 2:
         return None
     return levels[keep], variances[keep], count[keep]
+
+
+def _sorted_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """``numpy.quantile(values, quantiles)`` of sorted 1-D ``values`` (NaN last), bit for bit.
+
+    numpy's "linear" method (its virtual indices, the neighbours it reads and
+    its interpolation, from whichever side is nearer), without the partition
+    numpy makes first: ``values`` are sorted already. ``quantiles`` lie in [0, 1].
+    """
+    last = values.size - 1
+    virtual = last * quantiles
+    # (numpy reads the last value twice from the last index on)
+    at_end = virtual >= last
+    previous = np.where(at_end, -1, np.floor(virtual)).astype(np.intp)
+    following = np.where(at_end, -1, previous + 1).astype(np.intp)
+    gamma = virtual - previous
+    below, above = values[previous], values[following]
+    step = above - below
+    result = below + step * gamma
+    np.subtract(above, step * (1 - gamma), out=result, where=gamma >= 0.5)
+    if np.isnan(values[-1]):
+        result[:] = np.nan
+    return result
 
 
 def _line(levels, variances, counts):
