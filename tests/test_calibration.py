@@ -318,7 +318,8 @@ def test_loss_kind_follows_the_noise_and_the_denoiser():
         assert sure.loss == pytest.approx(truth, rel=0.03)
 
 
-@pytest.mark.parametrize("shape, spacing", [((17, 23), None), ((5, 9, 11), (2.0, 1.0, 1.0)), ((1, 8), None)])
+@pytest.mark.parametrize("shape, spacing", [((17, 23), None), ((5, 9, 11), (2.0, 1.0, 1.0)), ((1, 8), None),
+                                            ((30,), None), ((2, 3, 1), (1.0, 2.0, 3.0)), ((3, 4, 2, 5), None)])
 def test_neighbour_mean_of_every_voxel_equals_the_gathered_one(shape, spacing):
     from napari_denoise.calibration import _neighbour_mean
 

@@ -94,6 +94,26 @@ class Cost:
         return cls(seconds, work_arrays, over_halo=True)
 
 
+class SeparableDiagonal:
+    """The diagonal of a separable filter's matrix: the outer product of one vector per axis.
+
+    Array-like (``np.asarray`` gives the full product, multiplied axis by
+    axis in order); ``factors`` lets a reader (calibration's SURE) use the
+    product without writing it out.
+    """
+
+    def __init__(self, factors):
+        self.factors = tuple(np.asarray(f, np.float64).reshape(-1) for f in factors)
+        self.shape = tuple(f.size for f in self.factors)
+
+    def __array__(self, dtype=None, copy=None):
+        product = np.ones((1,) * len(self.factors))
+        for axis, factor in enumerate(self.factors):
+            product = product * factor.reshape([-1 if a == axis else 1 for a in range(len(self.factors))])
+        product = np.broadcast_to(product, self.shape)
+        return np.array(product, dtype=np.float64 if dtype is None else dtype)
+
+
 @dataclass(frozen=True)
 class FilterOp:
     """One filter call, ready to run on an image of the shape it was built for.
@@ -120,8 +140,9 @@ class FilterOp:
         Linear filters only: ``diagonal(shape) -> array`` of that shape (the
         spatial axes of one slice), the derivative of each output voxel by
         its own input voxel (the diagonal of the filter's matrix, border
-        mode included). Calibration's SURE reads it instead of probing the
-        filter with a second call.
+        mode included), or a :class:`SeparableDiagonal` (array-like) for a
+        separable filter. Calibration's SURE reads it instead of probing
+        the filter with a second call.
     selection : bool
         Rank filters (the median): every output value is one of its
         window's input values, so its derivative by its own input voxel is

@@ -71,9 +71,13 @@ from typing import Any
 import numpy as np
 
 from . import _scheduler
+from ._filter_op import SeparableDiagonal
 from ._params import as_image, as_kernel_input, is_lazy, resolve_spacing, resolve_spatial_axes
 from .filters.noise import NoiseModel, noise_model_of_slice, noise_of_slice
 from .filters.stabilise import check_noise_model
+from .kernels.neighbour_mean import neighbour_mean
+from .kernels.sure import sure_terms
+from .kernels.window_spread import window_spreads
 
 __all__ = [
     "CalibrationResult",
@@ -341,22 +345,25 @@ def crop_shape(spatial_shape, spacing=None, voxels=None) -> tuple[int, ...]:
 def representative_crop(piece: np.ndarray, shape) -> tuple[slice, ...]:
     """The window of ``shape`` holding the most structure (largest spread of local means).
 
-    Up to 5 positions per axis are compared on 2×-block means, so a crop
-    with edges and flat areas is preferred over empty background.
+    Up to 5 positions per axis are compared on the spread of every second
+    voxel, so a crop with edges and flat areas is preferred over empty
+    background; the first of equal spreads is kept.
     """
-    starts = [
+    starts = list(itertools.product(*[
         np.unique(np.linspace(0, n - s, min(5, n - s + 1)).astype(int)) for n, s in zip(piece.shape, shape)
-    ]
+    ]))
+    if 1 <= piece.ndim <= 3:
+        spreads = window_spreads(piece, starts, shape)
+    else:  # (4 or more spatial axes: rare enough for numpy)
+        spread_of = np.nanstd if piece.dtype.kind in "fc" else np.std
+        spreads = [
+            float(spread_of(np.asarray(piece[tuple(slice(a, a + s, 2) for a, s in zip(start, shape))], np.float64)))
+            for start in starts
+        ]
     best, best_spread = None, -1.0
-    nan = piece.dtype.kind in "fc" and np.isnan(np.sum(piece, dtype=np.float64))
-    spread_of = np.nanstd if nan else np.std
-    for start in itertools.product(*starts):
-        window = tuple(slice(int(a), int(a) + int(s)) for a, s in zip(start, shape))
-        # every second voxel first: converting the whole window cost 8× more
-        coarse = np.asarray(piece[window][tuple(slice(None, None, 2) for _ in shape)], dtype=np.float64)
-        spread = float(spread_of(coarse)) if coarse.size else 0.0
+    for start, spread in zip(starts, spreads):
         if spread > best_spread:
-            best, best_spread = window, spread
+            best, best_spread = tuple(slice(int(a), int(a) + int(s)) for a, s in zip(start, shape)), spread
     return best
 
 
@@ -377,29 +384,17 @@ def _neighbour_mean(crop: np.ndarray, coords, spacing) -> np.ndarray:
 
     None of the neighbours is scored when stride ≥ 2, so the value never
     depends on a scored voxel's own noise. ``coords`` None: every voxel of
-    the crop (shifted views instead of gathers: the same sums, 10× faster).
+    the crop (one compiled pass instead of gathers: the same sums to float32
+    precision, 40× faster).
     """
     k = crop.ndim
     spacing = (1.0,) * k if spacing is None else spacing
     weights = 0.0
     if coords is None:
-        # float32 sums (a sixth of an intensity's float32 precision lost at most): half the traffic
-        padded = np.pad(np.asarray(crop, np.float32), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
-        # The offsets moving along exactly the axes of a set S share one weight, 1 / Σ_S spacing²,
-        # and sum to the product over S of (left + right neighbour) along each: 2^k − 1 products
-        # of pairwise sums instead of 3^k − 1 shifted views.
-        pairs = {(): padded}
-        total = np.zeros(crop.shape, np.float32)
-        for size in range(1, k + 1):
-            for axes in itertools.combinations(range(k), size):
-                inner, axis = pairs[axes[:-1]], axes[-1]
-                lower = (slice(None),) * axis + (slice(0, -2),)
-                upper = (slice(None),) * axis + (slice(2, None),)
-                pairs[axes] = inner[lower] + inner[upper]  # padded along the axes not yet summed
-                w = np.float32(1.0 / sum(spacing[a] ** 2 for a in axes))
-                total += w * pairs[axes][tuple(slice(None) if a in axes else slice(1, -1) for a in range(k))]
-                weights += float(w) * 2**size
-        return total / np.float64(weights)
+        if 1 <= k <= 3:
+            return neighbour_mean(crop, spacing)
+        coords = tuple(c.ravel() for c in np.indices(crop.shape))  # (4 or more axes: rare)
+        return _neighbour_mean(crop, coords, spacing).reshape(crop.shape)
     padded = np.pad(np.asarray(crop, np.float64), 1, mode="reflect" if min(crop.shape) > 1 else "edge")
     total = np.zeros(coords[0].shape, np.float64)
     for offset in itertools.product((-1, 0, 1), repeat=k):
@@ -836,9 +831,20 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         call_kwargs["spacing"] = spacing
     call_kwargs["spatial_axes"] = tuple(range(data.ndim))
     inputs = [np.asarray(data, np.float32)]
+    crop_f32 = inputs[0]  # (inputs[0] may become a dithered or masked copy below)
+    whole_crop_ops: dict = {}  # the cost plan and the search build the same candidates' ops
 
-    def op_for(kwargs, image_in=inputs[0]):
-        return function.op(image_in, **call_kwargs, **kwargs)
+    def op_for(kwargs, image_in=None):
+        if image_in is not None:
+            return function.op(image_in, **call_kwargs, **kwargs)
+        try:
+            key = tuple(sorted(kwargs.items()))
+            hash(key)
+        except TypeError:  # a per-axis list of values
+            return function.op(crop_f32, **call_kwargs, **kwargs)
+        if key not in whole_crop_ops:
+            whole_crop_ops[key] = function.op(crop_f32, **call_kwargs, **kwargs)
+        return whole_crop_ops[key]
 
     def resolved(candidate):
         return _resolve_noise_models({**fixed, **candidate}, data, model_cache, token)
@@ -955,7 +961,8 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
                 if with_slope:
                     slopes.append(result["slope"] if scored_boxes is None else result["slope"].ravel())
                     result = result["value"]
-                result = np.asarray(result, np.float64)
+                if not exact:  # (the exact loss reads the output in its own dtype)
+                    result = np.asarray(result, np.float64)
                 pieces.append(result if scored_boxes is None else result.ravel())
             outs.append(pieces[0] if scored_boxes is None else np.concatenate(pieces))
         # time per voxel computed: the whole crop, the tiles and their halos, or the tiles alone
@@ -964,28 +971,34 @@ def _calibrate_slice(function, image, axes, lead_axes, index, spacing, parameter
         seconds = (time.perf_counter() - started) / per_candidate * data.size / computed
         on = slice(None) if loss_kind == "sure" else box(scored)  # SURE scores every voxel
         if exact:
-            residual = outs[0] - box(noisy)
             # ∂f_i/∂x_i: computed with the value; the diagonal of a linear filter; 1 where a rank filter
-            # kept the voxel's own value
+            # kept the voxel's own value (None)
+            slope = factors = None
             if with_slope:
-                slope = np.asarray(slopes[0] if scored_boxes is None else np.concatenate(slopes), np.float64)
-            elif whole_op.selection:
-                slope = residual == 0.0
-            else:
-                slope = box(whole_op.diagonal(data.shape))
-            voxel_loss = residual * residual + 2.0 * box(variance) * slope
-        elif loss_kind == "sure":
-            residual = outs[0] - box(noisy)
-            voxel_loss = residual * residual + 2.0 * box(weights) * (outs[1] - outs[0])
+                slope = slopes[0] if scored_boxes is None else np.concatenate(slopes)
+            elif not whole_op.selection:
+                diagonal = whole_op.diagonal(data.shape)
+                if isinstance(diagonal, SeparableDiagonal) and scored_boxes is None and data.ndim <= 3:
+                    factors = diagonal.factors  # (the product is never written out)
+                else:
+                    slope = box(np.asarray(diagonal))
+            # each voxel's term is kept only for the reference (below)
+            total_loss, voxel_loss = sure_terms(outs[0], box(noisy), box(variance), slope, slope_factors=factors,
+                                                per_voxel=scored_boxes is None and reference is None)
+            loss = total_loss / outs[0].size if outs[0].size else float("nan")
         else:
-            voxel_loss = np.zeros(outs[0].shape)
-            voxel_loss[on] = (outs[0] - box(noisy))[on] ** 2
-        loss = float(np.mean(voxel_loss[on])) if voxel_loss[on].size else float("nan")
+            if loss_kind == "sure":
+                residual = outs[0] - box(noisy)
+                voxel_loss = residual * residual + 2.0 * box(weights) * (outs[1] - outs[0])
+            else:
+                voxel_loss = np.zeros(outs[0].shape)
+                voxel_loss[on] = (outs[0] - box(noisy))[on] ** 2
+            loss = float(np.mean(voxel_loss[on])) if voxel_loss[on].size else float("nan")
         share = 1.0
         if scored_boxes is not None:
             # the crop-wide loss: the whole-crop reference's, plus the difference on the same voxels
             loss += reference[1] - float(np.mean(box(reference[0])[on]))
-            share = float(voxel_loss.size / data.size)
+            share = float(outs[0].size / data.size)
         elif np.isfinite(loss) and reference is None:
             reference = (voxel_loss, loss)
         if np.isfinite(loss) and (best is None or loss < best[0]):

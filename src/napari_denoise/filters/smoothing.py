@@ -25,7 +25,7 @@ from scipy import ndimage
 from .._params import check_intensity, check_reach, lengths_to_pixels, sizes_to_pixels
 from ..kernels import borders, median as median_kernels, separable
 from . import _folding
-from .._filter_op import PIECE_SECONDS
+from .._filter_op import PIECE_SECONDS, SeparableDiagonal
 from .._scheduler import Cancelled
 from ._base import (
     BorderMode,
@@ -129,7 +129,7 @@ def default_length(table, n_axes: int, spacing):
     return voxels if spacing is None else voxels * min(spacing)
 
 
-def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
+def separable_diagonal(passes, mode: str, shape) -> SeparableDiagonal:
     """Derivative of each output voxel of the ``passes`` by its own input voxel, on an image of ``shape``.
 
     The diagonal of a separable filter's matrix is the product of its 1-D
@@ -140,10 +140,10 @@ def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
     axes = [axis for axis, _ in passes]
     if len(set(axes)) != len(axes):
         raise ValueError("separable_diagonal: one pass per axis")
-    diagonal = np.ones((1,) * len(shape))
+    factors = [np.ones(n) for n in shape]
     for axis, weights in passes:
         n = shape[axis]
-        along = np.empty(n)
+        along = factors[axis]
         for first in range(0, n, 256):
             m = min(256, n - first)
             rows, columns = first + np.arange(m), np.arange(m)
@@ -151,10 +151,7 @@ def separable_diagonal(passes, mode: str, shape) -> np.ndarray:
             units[rows, columns] = 1.0
             response = ndimage.correlate1d(units, np.asarray(weights, np.float64), axis=0, mode=mode, cval=0.0)
             along[first:first + m] = response[rows, columns]
-        # broadcast: the product grows axis by axis (same products, in the passes' order) and the
-        # full array is written once, by the last pass
-        diagonal = diagonal * along.reshape([n if a == axis else 1 for a in range(len(shape))])
-    return np.array(np.broadcast_to(diagonal, shape), dtype=np.float64)
+    return SeparableDiagonal(factors)
 
 
 def check_truncate(truncate) -> float:

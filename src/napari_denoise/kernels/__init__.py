@@ -10,10 +10,21 @@ Internal: the filters in :mod:`napari_denoise.filters` wrap these into
   box), the Gaussian kernel weights, edge magnitudes and derivative sums.
 * :mod:`.median` — exact odd-window box median.
 * :mod:`.nl_means` — scikit-image's fast-mode non-local means, compiled.
+* :mod:`.bilateral`, :mod:`.tv`, :mod:`.wavelet`, :mod:`.block_matching` —
+  the other edge-preserving denoisers (:mod:`.threads`: threads inside one
+  kernel call).
+* :mod:`.finest_detail`, :mod:`.block_statistics`, :mod:`.level_sets` — the
+  noise level and the Poisson–Gaussian noise-model fit.
+* :mod:`.window_spread`, :mod:`.neighbour_mean`, :mod:`.sure` — calibration:
+  choosing its crop, each voxel's noise variance, SURE's per-voxel terms.
 
-Every kernel reproduces its reference (scipy.ndimage or scikit-image)
-arithmetic exactly, releases the GIL (``nogil``) and is single-threaded: the
-scheduler (:mod:`napari_denoise._scheduler`) runs tiles on a thread pool.
+The filters' kernels reproduce their reference (scipy.ndimage or
+scikit-image) arithmetic exactly or to float32 precision (each module says
+which); :mod:`.window_spread` and :mod:`.neighbour_mean` sum in any order
+(their results rank crops and evaluate a noise model). Every kernel releases
+the GIL (``nogil``); the scheduler (:mod:`napari_denoise._scheduler`) runs
+tiles on a thread pool, and global methods share one slice among threads
+(:mod:`.threads`).
 Kernels that run long poll the run's cancellation flag (a one-element uint8
 array, ``token.flag``) and return early once it is set.
 """
