@@ -114,7 +114,8 @@ def _shrunk(d, t, soft):
     m = abs(d)
     if soft:
         r = m - t
-        return (r if d > zero else -r) if r > zero else zero
+        # selects, not branches (the signs of noise coefficients are unpredictable)
+        return np.float32(math.copysign(r, d)) if r > zero else zero
     return d if m >= t else zero
 
 
