@@ -343,7 +343,7 @@ def crop_shape(spatial_shape, spacing=None, voxels=None) -> tuple[int, ...]:
 
 
 def representative_crop(piece: np.ndarray, shape) -> tuple[slice, ...]:
-    """The window of ``shape`` holding the most structure (largest spread of local means).
+    """The window of ``shape`` holding the most structure (largest spread of its values).
 
     Up to 5 positions per axis are compared on the spread of every second
     voxel, so a crop with edges and flat areas is preferred over empty
