@@ -20,7 +20,12 @@ detail coefficients with ``pywt.threshold`` and reconstructs with
   on their number (row sums are added in order); soft thresholding is
   ``sign(d) max(|d| - t, 0)``, which equals PyWavelets' ``d (1 - t / |d|)``
   to rounding but gives 0 (not NaN) for a zero coefficient when ``t = 0``:
-  a noise-free image is returned unchanged instead of NaN.
+  a noise-free image is returned unchanged instead of NaN;
+* both passes work row by row on row views, with one loop per number of
+  transformed axes and the last sample of an odd row apart, so that their
+  loops have no branch or clamped index, and the soft threshold is a select
+  (the sign of a noise coefficient defeats a branch predictor): 1024×1024 in
+  1.8 ms instead of 13 ms on one core, bit for bit the same values.
 
 Results agree with scikit-image to float32 precision. Work memory: the
 coefficients (about 1.15 float32 arrays of the slice for Haar in 3-D, 1.34
@@ -54,11 +59,16 @@ def _haar_forward(src, bands, squares, active_z, active_y, lo, hi):
     are written, so that threads can share a level; ``squares[b, r]``
     receives the float64 sum of squares of row ``r`` of band ``b`` (the
     BayesShrink statistics, without a second pass over the bands).
+
+    Each output row reads its 1, 2 or 4 input rows as row views, with one
+    loop per number of active axes and the last sample of an odd row apart:
+    loops without branches or clamped indices, 2.4× faster than one loop
+    for all cases (measured on a 1024² level).
     """
     nz, ny, nx = src.shape
     my, mx = bands.shape[2], bands.shape[3]
     nb = bands.shape[0]
-    s = _S
+    pairs = nx // 2  # blocks with both samples along axis 2 inside
     for r in range(lo, hi):
         k = r // my
         j = r - k * my
@@ -66,45 +76,85 @@ def _haar_forward(src, bands, squares, active_z, active_y, lo, hi):
         z1 = min(z0 + 1, nz - 1) if active_z else z0
         y0 = 2 * j if active_y else j
         y1 = min(y0 + 1, ny - 1) if active_y else y0
-        for i in range(mx):
-            x0 = 2 * i
-            x1 = min(x0 + 1, nx - 1)
-            a000 = np.float32(src[z0, y0, x0])
-            a001 = np.float32(src[z0, y0, x1])
-            a010 = np.float32(src[z0, y1, x0])
-            a011 = np.float32(src[z0, y1, x1])
-            a100 = np.float32(src[z1, y0, x0])
-            a101 = np.float32(src[z1, y0, x1])
-            a110 = np.float32(src[z1, y1, x0])
-            a111 = np.float32(src[z1, y1, x1])
-            if active_z:  # along axis 0: low in a0.., high in a1..
-                l00, h00 = (a000 + a100) * s, (a000 - a100) * s
-                l01, h01 = (a001 + a101) * s, (a001 - a101) * s
-                l10, h10 = (a010 + a110) * s, (a010 - a110) * s
-                l11, h11 = (a011 + a111) * s, (a011 - a111) * s
-                a000, a001, a010, a011 = l00, l01, l10, l11
-                a100, a101, a110, a111 = h00, h01, h10, h11
-            if active_y:  # along axis 1
-                l0, h0 = (a000 + a010) * s, (a000 - a010) * s
-                l1, h1 = (a001 + a011) * s, (a001 - a011) * s
-                a000, a001, a010, a011 = l0, l1, h0, h1
-                l0, h0 = (a100 + a110) * s, (a100 - a110) * s
-                l1, h1 = (a101 + a111) * s, (a101 - a111) * s
-                a100, a101, a110, a111 = l0, l1, h0, h1
-            # along axis 2
-            bands[0, k, j, i] = (a000 + a001) * s
-            bands[1, k, j, i] = (a000 - a001) * s
-            if active_y:
-                bands[2, k, j, i] = (a010 + a011) * s
-                bands[3, k, j, i] = (a010 - a011) * s
-            if active_z:
-                bands[4, k, j, i] = (a100 + a101) * s
-                bands[5, k, j, i] = (a100 - a101) * s
-                if active_y:
-                    bands[6, k, j, i] = (a110 + a111) * s
-                    bands[7, k, j, i] = (a110 - a111) * s
+        if active_z and active_y:
+            _forward_row_3d(src[z0, y0], src[z0, y1], src[z1, y0], src[z1, y1], bands[0, k, j], bands[1, k, j],
+                            bands[2, k, j], bands[3, k, j], bands[4, k, j], bands[5, k, j], bands[6, k, j],
+                            bands[7, k, j], pairs, mx)
+        elif active_y:
+            _forward_row_2d(src[z0, y0], src[z0, y1], bands[0, k, j], bands[1, k, j], bands[2, k, j],
+                            bands[3, k, j], pairs, mx)
+        else:
+            _forward_row_1d(src[z0, y0], bands[0, k, j], bands[1, k, j], pairs, mx)
         for b in range(1, nb):
             squares[b, r] = _sum_squares(bands[b, k, j])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair(row, i, pairs):
+    """Samples ``2i`` and ``2i + 1`` of ``row`` as float32 (the last one repeated past the end)."""
+    first = np.float32(row[2 * i])
+    return first, (np.float32(row[2 * i + 1]) if i < pairs else first)
+
+
+@jit
+def _forward_row_1d(r0, b0, b1, pairs, mx):
+    s = _S
+    for i in range(pairs):
+        a000, a001 = np.float32(r0[2 * i]), np.float32(r0[2 * i + 1])
+        b0[i] = (a000 + a001) * s
+        b1[i] = (a000 - a001) * s
+    for i in range(pairs, mx):
+        a000, a001 = _pair(r0, i, pairs)
+        b0[i] = (a000 + a001) * s
+        b1[i] = (a000 - a001) * s
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _butterfly_2d(a000, a001, a010, a011, b0, b1, b2, b3, i):
+    s = _S
+    l0, h0 = (a000 + a010) * s, (a000 - a010) * s  # along axis 1
+    l1, h1 = (a001 + a011) * s, (a001 - a011) * s
+    b0[i] = (l0 + l1) * s  # along axis 2
+    b1[i] = (l0 - l1) * s
+    b2[i] = (h0 + h1) * s
+    b3[i] = (h0 - h1) * s
+
+
+@jit
+def _forward_row_2d(r0, r1, b0, b1, b2, b3, pairs, mx):
+    for i in range(pairs):
+        _butterfly_2d(np.float32(r0[2 * i]), np.float32(r0[2 * i + 1]), np.float32(r1[2 * i]),
+                      np.float32(r1[2 * i + 1]), b0, b1, b2, b3, i)
+    for i in range(pairs, mx):
+        a000, a001 = _pair(r0, i, pairs)
+        a010, a011 = _pair(r1, i, pairs)
+        _butterfly_2d(a000, a001, a010, a011, b0, b1, b2, b3, i)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _butterfly_3d(a000, a001, a010, a011, a100, a101, a110, a111, b0, b1, b2, b3, b4, b5, b6, b7, i):
+    s = _S
+    # along axis 0: low in a0.., high in a1..
+    l00, h00 = (a000 + a100) * s, (a000 - a100) * s
+    l01, h01 = (a001 + a101) * s, (a001 - a101) * s
+    l10, h10 = (a010 + a110) * s, (a010 - a110) * s
+    l11, h11 = (a011 + a111) * s, (a011 - a111) * s
+    _butterfly_2d(l00, l01, l10, l11, b0, b1, b2, b3, i)  # then axes 1 and 2
+    _butterfly_2d(h00, h01, h10, h11, b4, b5, b6, b7, i)
+
+
+@jit
+def _forward_row_3d(r00, r01, r10, r11, b0, b1, b2, b3, b4, b5, b6, b7, pairs, mx):
+    for i in range(pairs):
+        _butterfly_3d(np.float32(r00[2 * i]), np.float32(r00[2 * i + 1]), np.float32(r01[2 * i]),
+                      np.float32(r01[2 * i + 1]), np.float32(r10[2 * i]), np.float32(r10[2 * i + 1]),
+                      np.float32(r11[2 * i]), np.float32(r11[2 * i + 1]), b0, b1, b2, b3, b4, b5, b6, b7, i)
+    for i in range(pairs, mx):
+        a000, a001 = _pair(r00, i, pairs)
+        a010, a011 = _pair(r01, i, pairs)
+        a100, a101 = _pair(r10, i, pairs)
+        a110, a111 = _pair(r11, i, pairs)
+        _butterfly_3d(a000, a001, a010, a011, a100, a101, a110, a111, b0, b1, b2, b3, b4, b5, b6, b7, i)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -125,73 +175,114 @@ def _haar_inverse(approx, bands, thresholds, soft, out, active_z, active_y, lo, 
     ``out``'s shape, for the band rows ``lo:hi`` (as in the forward pass).
 
     Each detail coefficient of band ``b`` is thresholded at ``thresholds[b]``
-    as it is read (:func:`_shrunk`); the bands are left as they were.
+    as it is read (:func:`_shrunk`); the bands are left as they were. Each
+    band row writes its 1, 2 or 4 output rows through row views (one loop
+    per number of active axes, the last sample of an odd row apart); an
+    output row past the end of an odd axis is written to a scratch row.
     """
     nz, ny, nx = out.shape
     my, mx = bands.shape[2], bands.shape[3]
-    s = _S
-    zero = np.float32(0.0)
+    pairs = nx // 2  # blocks with both samples along axis 2 inside
+    scratch = np.empty((3, nx), out.dtype)
+    t = thresholds
     for r in range(lo, hi):
         k = r // my
         j = r - k * my
         z0 = 2 * k if active_z else k
         y0 = 2 * j if active_y else j
-        for i in range(mx):
-            x0 = 2 * i
-            # along axis 2 first (pywt.idwtn goes through the axes backwards)
-            ll = approx[k, j, i]
-            lh = _shrunk(bands[1, k, j, i], thresholds[1], soft)
-            a000, a001 = (ll + lh) * s, (ll - lh) * s
-            a010 = a011 = a100 = a101 = a110 = a111 = zero
-            if active_y:
-                hl = _shrunk(bands[2, k, j, i], thresholds[2], soft)
-                hh = _shrunk(bands[3, k, j, i], thresholds[3], soft)
-                a010, a011 = (hl + hh) * s, (hl - hh) * s
-            if active_z:
-                hl = _shrunk(bands[4, k, j, i], thresholds[4], soft)
-                hh = _shrunk(bands[5, k, j, i], thresholds[5], soft)
-                a100, a101 = (hl + hh) * s, (hl - hh) * s
-                if active_y:
-                    hl = _shrunk(bands[6, k, j, i], thresholds[6], soft)
-                    hh = _shrunk(bands[7, k, j, i], thresholds[7], soft)
-                    a110, a111 = (hl + hh) * s, (hl - hh) * s
-            if active_y:
-                l0, h0 = a000, a010
-                a000, a010 = (l0 + h0) * s, (l0 - h0) * s
-                l1, h1 = a001, a011
-                a001, a011 = (l1 + h1) * s, (l1 - h1) * s
-                if active_z:
-                    l0, h0 = a100, a110
-                    a100, a110 = (l0 + h0) * s, (l0 - h0) * s
-                    l1, h1 = a101, a111
-                    a101, a111 = (l1 + h1) * s, (l1 - h1) * s
-            if active_z:
-                l0, h0 = a000, a100
-                a000, a100 = (l0 + h0) * s, (l0 - h0) * s
-                l0, h0 = a001, a101
-                a001, a101 = (l0 + h0) * s, (l0 - h0) * s
-                l0, h0 = a010, a110
-                a010, a110 = (l0 + h0) * s, (l0 - h0) * s
-                l0, h0 = a011, a111
-                a011, a111 = (l0 + h0) * s, (l0 - h0) * s
-            x_in = x0 + 1 < nx
-            y_in = active_y and y0 + 1 < ny
-            z_in = active_z and z0 + 1 < nz
-            out[z0, y0, x0] = a000
-            if x_in:
-                out[z0, y0, x0 + 1] = a001
-            if y_in:
-                out[z0, y0 + 1, x0] = a010
-                if x_in:
-                    out[z0, y0 + 1, x0 + 1] = a011
-            if z_in:
-                out[z0 + 1, y0, x0] = a100
-                if x_in:
-                    out[z0 + 1, y0, x0 + 1] = a101
-                if y_in:
-                    out[z0 + 1, y0 + 1, x0] = a110
-                    if x_in:
-                        out[z0 + 1, y0 + 1, x0 + 1] = a111
+        o00 = out[z0, y0]
+        if active_z and active_y:
+            o01 = out[z0, y0 + 1] if y0 + 1 < ny else scratch[0]
+            o10 = out[z0 + 1, y0] if z0 + 1 < nz else scratch[1]
+            o11 = out[z0 + 1, y0 + 1] if z0 + 1 < nz and y0 + 1 < ny else scratch[2]
+            _inverse_row_3d(approx[k, j], bands[1, k, j], bands[2, k, j], bands[3, k, j], bands[4, k, j],
+                            bands[5, k, j], bands[6, k, j], bands[7, k, j], t[1], t[2], t[3], t[4], t[5], t[6],
+                            t[7], soft, o00, o01, o10, o11, pairs, mx)
+        elif active_y:
+            o01 = out[z0, y0 + 1] if y0 + 1 < ny else scratch[0]
+            _inverse_row_2d(approx[k, j], bands[1, k, j], bands[2, k, j], bands[3, k, j], t[1], t[2], t[3], soft,
+                            o00, o01, pairs, mx)
+        else:
+            _inverse_row_1d(approx[k, j], bands[1, k, j], t[1], soft, o00, pairs, mx)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put_pair(row, i, pairs, first, second):
+    """Samples ``2i`` and ``2i + 1`` of ``row`` (the second dropped past the end)."""
+    row[2 * i] = first
+    if i < pairs:
+        row[2 * i + 1] = second
+
+
+@jit
+def _inverse_row_1d(ll_row, lh_row, t1, soft, o00, pairs, mx):
+    s = _S
+    for i in range(mx):
+        ll = ll_row[i]
+        lh = _shrunk(lh_row[i], t1, soft)
+        _put_pair(o00, i, pairs, (ll + lh) * s, (ll - lh) * s)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _unbutterfly_2d(ll, lh, hl, hh):
+    """The four samples of a 2×2 block from its sub-bands (along axis 2, then axis 1)."""
+    s = _S
+    a000, a001 = (ll + lh) * s, (ll - lh) * s
+    a010, a011 = (hl + hh) * s, (hl - hh) * s
+    return (a000 + a010) * s, (a001 + a011) * s, (a000 - a010) * s, (a001 - a011) * s
+
+
+@jit
+def _inverse_row_2d(ll_row, lh_row, hl_row, hh_row, t1, t2, t3, soft, o00, o01, pairs, mx):
+    for i in range(pairs):
+        a000, a001, a010, a011 = _unbutterfly_2d(ll_row[i], _shrunk(lh_row[i], t1, soft),
+                                                 _shrunk(hl_row[i], t2, soft), _shrunk(hh_row[i], t3, soft))
+        o00[2 * i] = a000
+        o00[2 * i + 1] = a001
+        o01[2 * i] = a010
+        o01[2 * i + 1] = a011
+    for i in range(pairs, mx):
+        a000, a001, a010, a011 = _unbutterfly_2d(ll_row[i], _shrunk(lh_row[i], t1, soft),
+                                                 _shrunk(hl_row[i], t2, soft), _shrunk(hh_row[i], t3, soft))
+        _put_pair(o00, i, pairs, a000, a001)
+        _put_pair(o01, i, pairs, a010, a011)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _unbutterfly_3d(ll, lh, hl, hh, b4, b5, b6, b7):
+    """The eight samples of a 2×2×2 block from its sub-bands (along axes 2, 1, then 0)."""
+    s = _S
+    a000, a001, a010, a011 = _unbutterfly_2d(ll, lh, hl, hh)
+    a100, a101, a110, a111 = _unbutterfly_2d(b4, b5, b6, b7)
+    return ((a000 + a100) * s, (a001 + a101) * s, (a010 + a110) * s, (a011 + a111) * s,
+            (a000 - a100) * s, (a001 - a101) * s, (a010 - a110) * s, (a011 - a111) * s)
+
+
+@jit
+def _inverse_row_3d(ll_row, r1, r2, r3, r4, r5, r6, r7, t1, t2, t3, t4, t5, t6, t7, soft, o00, o01, o10, o11,
+                    pairs, mx):
+    for i in range(pairs):
+        a000, a001, a010, a011, a100, a101, a110, a111 = _unbutterfly_3d(
+            ll_row[i], _shrunk(r1[i], t1, soft), _shrunk(r2[i], t2, soft), _shrunk(r3[i], t3, soft),
+            _shrunk(r4[i], t4, soft), _shrunk(r5[i], t5, soft), _shrunk(r6[i], t6, soft),
+            _shrunk(r7[i], t7, soft))
+        o00[2 * i] = a000
+        o00[2 * i + 1] = a001
+        o01[2 * i] = a010
+        o01[2 * i + 1] = a011
+        o10[2 * i] = a100
+        o10[2 * i + 1] = a101
+        o11[2 * i] = a110
+        o11[2 * i + 1] = a111
+    for i in range(pairs, mx):
+        a000, a001, a010, a011, a100, a101, a110, a111 = _unbutterfly_3d(
+            ll_row[i], _shrunk(r1[i], t1, soft), _shrunk(r2[i], t2, soft), _shrunk(r3[i], t3, soft),
+            _shrunk(r4[i], t4, soft), _shrunk(r5[i], t5, soft), _shrunk(r6[i], t6, soft),
+            _shrunk(r7[i], t7, soft))
+        _put_pair(o00, i, pairs, a000, a001)
+        _put_pair(o01, i, pairs, a010, a011)
+        _put_pair(o10, i, pairs, a100, a101)
+        _put_pair(o11, i, pairs, a110, a111)
 
 
 @jit
