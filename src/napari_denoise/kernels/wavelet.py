@@ -295,12 +295,25 @@ def _shrink(flat, threshold, soft):
 
 @jit
 def _sum_squares(flat):
-    """``Σ flat²`` in float64 (BayesShrink's statistic; one band row in the Haar forward pass)."""
-    total = 0.0
-    for i in range(flat.size):
+    """``Σ flat²`` in float64 (BayesShrink's statistic; one band row in the Haar forward pass).
+
+    Four running sums, over every fourth value each, added at the end: one
+    sum's chain of dependent additions took most of a Haar level's time.
+    """
+    s0 = s1 = s2 = s3 = 0.0
+    n = flat.size
+    quads = n - n % 4
+    for i in range(0, quads, 4):
+        v0, v1 = np.float64(flat[i]), np.float64(flat[i + 1])
+        v2, v3 = np.float64(flat[i + 2]), np.float64(flat[i + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+    for i in range(quads, n):
         v = np.float64(flat[i])
-        total += v * v
-    return total
+        s0 += v * v
+    return (s0 + s1) + (s2 + s3)
 
 
 def _band_threshold(mean_square, method, sigma, size):
