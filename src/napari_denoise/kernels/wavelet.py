@@ -316,13 +316,13 @@ def _sum_squares(flat):
     return (s0 + s1) + (s2 + s3)
 
 
-def _band_threshold(mean_square, method, sigma, size):
+@jit
+def _band_threshold(mean_square, visu, sigma, size):
     """BayesShrink's per-band threshold or VisuShrink's universal one (scikit-image's formulas)."""
-    if method == "VisuShrink":
-        return sigma * math.sqrt(2 * math.log(size))
+    if visu:
+        return sigma * np.sqrt(2 * np.log(size))
     var = sigma * sigma
-    eps = float(np.finfo(np.float32).eps)
-    return var / math.sqrt(max(mean_square - var, eps))
+    return var / np.sqrt(max(mean_square - var, np.float64(np.finfo(np.float32).eps)))
 
 
 # A level's rows are shared among threads only when each gets this many
@@ -400,21 +400,42 @@ def _strip_rows(start, stop, extent_in, extent_out, level, per_row):
 
 def _haar_denoise(block, sigma, levels, soft, method, out, team):
     nd = block.ndim
+    nb = 2**nd
     active_z, active_y = nd == 3, nd >= 2
     source = as_3d(block)
-    # every level's sub-bands, allocated first: strips write their rows of each
     shapes = [source.shape]
     for _ in range(levels):
         a = shapes[-1]
         shapes.append(((a[0] + 1) // 2 if active_z else a[0], (a[1] + 1) // 2 if active_y else a[1],
                        (a[2] + 1) // 2))
-    bands = [np.empty((2**nd,) + shape, np.float32) for shape in shapes[1:]]
-    squares = [np.zeros((2**nd, shape[0] * shape[1]), np.float64) for shape in shapes[1:]]
-    inputs = [source] + [b[0] for b in bands[:-1]]  # what each level's forward pass reads
+    level_shapes = np.array(shapes[1:], np.int64).reshape(-1, 3)
+    # every level's sub-bands and row sums of squares, allocated first (strips write their rows of
+    # each), in one buffer each: views of them here, offsets for the compiled serial path
+    band_sizes = [nb * math.prod(shape) for shape in shapes[1:]]
+    square_sizes = [nb * shape[0] * shape[1] for shape in shapes[1:]]
+    band_offsets = np.cumsum([0, *band_sizes]).astype(np.int64)
+    square_offsets = np.cumsum([0, *square_sizes]).astype(np.int64)
+    flat_bands = np.empty(int(band_offsets[-1]), np.float32)
+    flat_squares = np.zeros(int(square_offsets[-1]), np.float64)
     target = None
     if out is not None and out.dtype == np.float32 and out.flags.c_contiguous:
         target = out.reshape(source.shape)
     result = np.empty(source.shape, np.float32) if target is None else target
+    visu = method == "VisuShrink"
+    thresholds = np.zeros((levels, nb), np.float32)
+    if levels == 0:
+        result[...] = source
+        return result.reshape(block.shape)
+    if team.threads == 1:
+        # one compiled call: no Python (and no GIL) between the levels of a slice, which
+        # counts when many small slices (time points) run on several threads at once
+        _haar_serial(source, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, active_z,
+                     active_y, np.float64(sigma), visu, block.size, soft, thresholds, result)
+        return result.reshape(block.shape)
+    bands = [flat_bands[band_offsets[k]:band_offsets[k + 1]].reshape((nb,) + shape)
+             for k, shape in enumerate(shapes[1:])]
+    squares = [flat_squares[square_offsets[k]:square_offsets[k + 1]].reshape(nb, -1) for k in range(levels)]
+    inputs = [source] + [b[0] for b in bands[:-1]]  # what each level's forward pass reads
     outputs = [result, *inputs[1:]]  # where each level's inverse pass writes: the finer level's sub-band 0
     # split along z in 3-D, along y in 2-D
     axis = 0 if active_z else 1
@@ -439,15 +460,7 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
         shape = shapes[level + 1]
         _on_rows(team, _haar_forward, shape[0] * shape[1], shape[2], inputs[level], bands[level],
                  squares[level], active_z, active_y)
-    # rows added in order: the same thresholds whatever the number of threads
-    thresholds = []
-    for level in range(levels):
-        size = math.prod(shapes[level + 1])
-        level_thresholds = np.zeros(2**nd, np.float32)
-        for b in range(1, 2**nd):
-            mean_square = math.fsum(squares[level][b]) / size
-            level_thresholds[b] = _band_threshold(mean_square, method, sigma, block.size)
-        thresholds.append(level_thresholds)
+    _thresholds(flat_squares, square_offsets, level_shapes, np.float64(sigma), visu, block.size, thresholds)
     # A level's approximation is its sub-band 0: the coarsest's as the forward pass left it, the
     # others overwritten by the coarser level's inverse (outputs[level + 1] is bands[level][0]).
     for level in range(levels - 1, depth - 1, -1):
@@ -455,9 +468,53 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
         _on_rows(team, _haar_inverse, shape[0] * shape[1], shape[2], bands[level][0], bands[level],
                  thresholds[level], soft, outputs[level], active_z, active_y)
     team.map(inverse_strip, strips)
-    if levels == 0:
-        result[...] = source
     return result.reshape(block.shape)
+
+
+@jit
+def _thresholds(flat_squares, square_offsets, level_shapes, sigma, visu, size, thresholds):
+    """Each level's and detail band's threshold from the row sums of squares of its band.
+
+    The row sums are added in row order: the same thresholds whatever the
+    number of threads that computed the rows.
+    """
+    levels, nb = thresholds.shape
+    for level in range(levels):
+        band_size = level_shapes[level, 0] * level_shapes[level, 1] * level_shapes[level, 2]
+        rows = (square_offsets[level + 1] - square_offsets[level]) // nb
+        for b in range(1, nb):
+            start = square_offsets[level] + b * rows
+            total = 0.0
+            for r in range(rows):
+                total += flat_squares[start + r]
+            thresholds[level, b] = _band_threshold(total / band_size, visu, sigma, size)
+
+
+@jit
+def _haar_serial(source, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, active_z, active_y,
+                 sigma, visu, size, soft, thresholds, result):
+    """:func:`_haar_denoise` on one thread, every level in one compiled call."""
+    levels, nb = thresholds.shape
+    finer = flat_bands[0:0].reshape((0, 0, 0))  # the previous level's sub-band 0 (none yet)
+    for level in range(levels):
+        z, y, x = level_shapes[level, 0], level_shapes[level, 1], level_shapes[level, 2]
+        bands = flat_bands[band_offsets[level]:band_offsets[level + 1]].reshape((nb, z, y, x))
+        squares = flat_squares[square_offsets[level]:square_offsets[level + 1]].reshape((nb, z * y))
+        if level == 0:
+            _haar_forward(source, bands, squares, active_z, active_y, 0, z * y)
+        else:
+            _haar_forward(finer, bands, squares, active_z, active_y, 0, z * y)
+        finer = bands[0]
+    _thresholds(flat_squares, square_offsets, level_shapes, sigma, visu, size, thresholds)
+    for level in range(levels - 1, -1, -1):
+        z, y, x = level_shapes[level, 0], level_shapes[level, 1], level_shapes[level, 2]
+        bands = flat_bands[band_offsets[level]:band_offsets[level + 1]].reshape((nb, z, y, x))
+        if level == 0:
+            _haar_inverse(bands[0], bands, thresholds[level], soft, result, active_z, active_y, 0, z * y)
+        else:
+            zf, yf, xf = level_shapes[level - 1, 0], level_shapes[level - 1, 1], level_shapes[level - 1, 2]
+            finer_bands = flat_bands[band_offsets[level - 1]:band_offsets[level]].reshape((nb, zf, yf, xf))
+            _haar_inverse(bands[0], bands, thresholds[level], soft, finer_bands[0], active_z, active_y, 0, z * y)
 
 
 def _pywt_denoise(block, sigma, wavelet_name, levels, soft, method):
@@ -470,6 +527,6 @@ def _pywt_denoise(block, sigma, wavelet_name, levels, soft, method):
             # pywt's coefficient arrays are C-contiguous: ravel is a view
             flat = band.reshape(-1)
             mean_square = _sum_squares(flat) / max(1, flat.size)
-            _shrink(flat, _band_threshold(mean_square, method, sigma, image.size), soft)
+            _shrink(flat, _band_threshold(mean_square, method == "VisuShrink", float(sigma), image.size), soft)
     result = pywt.waverecn(coeffs, wavelet_name)[tuple(slice(n) for n in image.shape)]
     return np.ascontiguousarray(result, dtype=np.float32)
