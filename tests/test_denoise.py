@@ -331,7 +331,8 @@ def test_stack_slice_equals_single_image_despite_different_tiling(name):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cancel_and_progress_with_per_slice_estimate(workers):
-    x = noisy_image((3, 200, 300), seed=24)
+    # progress comes every 50 ms: slices enough for a run of several times that
+    x = noisy_image((16, 200, 300), seed=24)
     seen = []
     with pytest.raises(nd.Cancelled, match="non_local_means"):
         nd.non_local_means(x, spatial_axes=(1, 2), workers=workers,

@@ -61,9 +61,10 @@ workers : int, optional
     Threads for eager (numpy) input; default: every available core
     (``NAPARI_DENOISE_WORKERS`` overrides). Ignored for dask input.
 progress : callable, optional
-    ``progress(done, total)``, called as tiles finish.
+    ``progress(done, total)``, called every 50 ms while the filter runs
+    and once it is done.
 cancel : callable, optional
-    Polled after each tile (and every 50 ms); when it returns True the run
+    Polled every 50 ms while the filter runs; when it returns True the run
     stops and :class:`napari_denoise.Cancelled` is raised.""",
 }
 
