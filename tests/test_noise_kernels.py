@@ -89,6 +89,16 @@ def test_magnitudes_and_largest_magnitude_match_numpy():
     assert finest_detail.largest_finite_magnitude(np.array([-7, 3], np.int16), NEVER) == 7.0
 
 
+@pytest.mark.parametrize("values", [np.array([-7, 3], np.int16), np.array([5, 200, 3], np.uint8),
+                                    np.array([-(2**62) - 1, 2**53 + 1], np.int64), np.array([True, False]),
+                                    np.array([], np.uint16), np.full((4, 5), -3, np.int32)])
+def test_largest_magnitude_of_integers_is_the_compiled_searchs(values):
+    # integers take numpy's minimum and maximum; the compiled search reads each value as float64
+    flat = np.ascontiguousarray(values).reshape(-1).astype(np.float64)
+    largest, found = finest_detail._largest_finite_magnitude(flat, NEVER)
+    assert finest_detail.largest_finite_magnitude(values, NEVER) == (largest if found else 0.0)
+
+
 def _reference_noise_of_slice(block):
     """The estimate as it was written before the compiled pieces (pywt.dwtn on float64)."""
     block = np.asarray(block, dtype=np.float64)

@@ -190,6 +190,28 @@ def _detail_pass(src, coef, index, dst, flag, b_lo, b_hi, a_lo, a_hi):
     return True
 
 
+@jit
+def _detail_pass_along_last(src, coef, index, dst, flag, b_lo, b_hi):
+    """:func:`_detail_pass` along the last axis (``src`` and ``dst`` 2-D: lines × samples):
+    each output a short dot product, the same terms in the same order.
+
+    The general pass, given lines of length 1 there, spent most of a 3-D
+    slice's time making one-element views (7 of 12 ms on 64 × 256 × 256).
+    """
+    M, F = coef.shape
+    for b in range(b_lo, b_hi):
+        if flag[0]:
+            return False
+        line = src[b]
+        out = dst[b]
+        for o in range(M):
+            total = 0.0
+            for t in range(F):
+                total += coef[o, t] * line[index[o, t]]
+            out[o] = total
+    return True
+
+
 # Values a thread is given at least (a few tenths of a millisecond of work):
 # smaller slices are not worth handing over.
 _MIN_VALUES_PER_THREAD = 1 << 16
@@ -233,7 +255,13 @@ def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray, threads
             src = current.reshape(before, shape[axis], after)
             dst = out.reshape(before, coef.shape[0], after)
             pieces = _pieces(before, after, out.size, team.threads)
-            if not all(team.map(_detail_pass, [(src, coef, index, dst, flag, *p) for p in pieces])):
+            if after == 1:
+                calls = [(src.reshape(before, -1), coef, index, dst.reshape(before, -1), flag, b_lo, b_hi)
+                         for b_lo, b_hi, _, _ in pieces]
+                done = team.map(_detail_pass_along_last, calls)
+            else:
+                done = team.map(_detail_pass, [(src, coef, index, dst, flag, *p) for p in pieces])
+            if not all(done):
                 return None
             current = out
     return current
@@ -281,6 +309,12 @@ def largest_finite_magnitude(block: np.ndarray, flag: np.ndarray, threads: int =
     """``max(|x|)`` over the finite values of ``block`` taken as float64 (0.0 when there
     are none); None once ``flag[0]`` is set. Parts of it searched on up to ``threads`` threads."""
     block = np.asarray(block)
+    if block.dtype.kind in "iu" or block.dtype == np.bool_:
+        # every value finite: the larger magnitude of the two extremes, by numpy's vectorised
+        # minimum and maximum (0.3 ms on 64 x 256 x 256 uint16, the compiled search 2.9 ms)
+        if block.size == 0:
+            return 0.0
+        return max(abs(float(block.min())), abs(float(block.max())))
     if block.dtype not in _READ_DIRECTLY:
         block = block.astype(np.float64)
     flat = np.ascontiguousarray(block).reshape(-1)
