@@ -26,7 +26,7 @@ import numpy as np
 import pywt
 from scipy import ndimage
 
-from .._params import as_image, check_intensity, resolve_spatial_axes
+from .._params import MAX_INTENSITY, MIN_INTENSITY, as_image, check_intensity, resolve_spatial_axes
 from .._scheduler import Cancelled, TileToken, default_workers
 from ..kernels import block_statistics, finest_detail, level_sets
 from ..kernels.threads import threads_of
@@ -577,11 +577,27 @@ def _fit(stats: dict, flag: np.ndarray) -> NoiseModel:
     # is noise) and large enough to change the noise level by 10 %.
     if a <= 3.0 * slope_error or dark > 0 and bright < GAUSSIAN_STD_RATIO**2 * dark:
         sigma = float(np.sqrt(max(np.average(variances, weights=counts), 0.0)))
-        return NoiseModel.gaussian(sigma, offset)
+        return _estimated(0.0, offset, sigma, "gaussian")
     read_variance = a * offset + b
     if read_variance < 0:  # the line reaches zero variance above the darkest level
         offset, read_variance = -b / a, 0.0
-    return NoiseModel(a, offset, float(np.sqrt(read_variance)), "poisson-gaussian")
+    return _estimated(a, offset, float(np.sqrt(read_variance)), "poisson-gaussian")
+
+
+def _estimated(gain, offset, read_sigma, kind) -> NoiseModel:
+    """The :class:`NoiseModel` of estimated values: a magnitude below the smallest intensity the
+    plugin handles (``MIN_INTENSITY``) is 0 at its precision; one above the largest is an image
+    out of range (``ValueError`` naming the image)."""
+    values = {"gain": float(gain), "offset": float(offset), "read_sigma": float(read_sigma)}
+    for name, value in values.items():
+        if abs(value) < MIN_INTENSITY:
+            values[name] = 0.0
+        elif not abs(value) <= MAX_INTENSITY:
+            raise ValueError(
+                f"image: its noise model's {name} ({value:g}) is beyond the intensities the plugin handles "
+                f"(magnitudes up to {MAX_INTENSITY:g}); rescale the image"
+            )
+    return NoiseModel(values["gain"], values["offset"], values["read_sigma"], kind)
 
 
 def noise_model_of_slice(block: np.ndarray, token=None) -> NoiseModel:
@@ -596,7 +612,7 @@ def noise_model_of_slice(block: np.ndarray, token=None) -> NoiseModel:
     stats = _block_statistics(block, flag)
     model = None if stats is None else _fit(stats, flag)
     if model is None:
-        return NoiseModel.gaussian(noise_of_slice(block, token))
+        return _estimated(0.0, 0.0, noise_of_slice(block, token), "gaussian")
     return model
 
 
@@ -664,5 +680,5 @@ def estimate_noise_model(image, *, spatial_axes=None) -> NoiseModel:
         merged = {k: np.concatenate([p[k] for p in pooled]) for k in keys} | {"ndim": pooled[0]["ndim"]}
         model = _fit(merged, _NEVER)
     if model is None:
-        return NoiseModel.gaussian(estimate_noise(image, spatial_axes=spatial_axes))
+        return _estimated(0.0, 0.0, estimate_noise(image, spatial_axes=spatial_axes), "gaussian")
     return model
