@@ -108,10 +108,9 @@ class SeparableDiagonal:
 
     def __array__(self, dtype=None, copy=None):
         product = np.ones((1,) * len(self.factors))
-        for axis, factor in enumerate(self.factors):
+        for axis, factor in enumerate(self.factors):  # (one factor per axis: the product has the full shape)
             product = product * factor.reshape([-1 if a == axis else 1 for a in range(len(self.factors))])
-        product = np.broadcast_to(product, self.shape)
-        return np.array(product, dtype=np.float64 if dtype is None else dtype)
+        return product if dtype is None else product.astype(dtype)
 
 
 @dataclass(frozen=True)
