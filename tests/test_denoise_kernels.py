@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 import warnings
@@ -344,6 +345,97 @@ def test_haar_wavelet_shares_rows_among_threads_without_changing_the_result(shap
     for threads in (2, 3):
         np.testing.assert_array_equal(wavelet_kernels.denoise_wavelet(x, 9.0, threads=threads), one)
     assert_float32_close(one, restoration.denoise_wavelet(x, sigma=9.0, rescale_sigma=True))
+
+
+@pytest.mark.parametrize("shape", [(301, 203), (64, 64), (2, 97), (40, 9), (20, 41, 37), (16, 16, 64), (3, 5, 200),
+                                   (33, 2, 17)])
+@pytest.mark.parametrize("tile_values", [16, 600, 1 << 16])
+def test_haar_wavelet_in_tiles_equals_the_transform_level_by_level(shape, tile_values, monkeypatch):
+    # tiles of several sizes (at least one level, at most all), with the odd tails at the ends of
+    # both axes, on one thread and several: bit for bit the untiled result
+    x = noisy_image(shape, seed=5)
+    for method, mode, levels in [("BayesShrink", "soft", None), ("VisuShrink", "hard", 1), ("BayesShrink", "soft", 4)]:
+        whole = wavelet_kernels.denoise_wavelet(x, 9.0, threshold_mode=mode, method=method, wavelet_levels=levels)
+        monkeypatch.setattr(wavelet_kernels, "_TILE_VALUES", tile_values)
+        monkeypatch.setattr(wavelet_kernels, "_MIN_TILED_VALUES", 0)
+        monkeypatch.setattr(wavelet_kernels, "_MIN_TILED_CONVERTED_VALUES", 0)
+        monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 16)
+        depth, side, tiles = wavelet_kernels._tile_plan(
+            wavelet_kernels.as_3d(x).shape, levels or wavelet_kernels.default_levels(shape, "db1"), x.ndim == 3, True, 1)
+        assert depth >= 1 and tiles >= 1
+        for threads in (1, 2, 3):
+            tiled = wavelet_kernels.denoise_wavelet(x, 9.0, threshold_mode=mode, method=method, wavelet_levels=levels,
+                                                    threads=threads)
+            np.testing.assert_array_equal(tiled, whole)
+        monkeypatch.undo()
+
+
+def test_wavelet_tile_plan():
+    plan = wavelet_kernels._tile_plan
+    assert plan((1, 1, 300), 3, False, False, 2) == (0, 0, 0)  # 1-D: no tiles
+    assert plan((1, 1024, 1024), 7, False, True, 1) == (0, 0, 0)  # fits the cache: level by level
+    # one thread from 8 Mi values (float32) or 2 Mi (converted to float32 untiled); several
+    # always: the largest tile of at most 64 Ki values
+    assert plan((1, 2048, 2048), 8, False, True, 1) == (0, 0, 0)
+    assert plan((1, 2048, 2048), 8, False, True, 1, float32=False) == (5, 32, 64)
+    assert plan((1, 4096, 4096), 9, False, True, 1) == (4, 16, 256)
+    assert plan((1, 1024, 1024), 7, False, True, 2) == (6, 64, 16)
+    assert plan((64, 256, 256), 3, True, True, 2) == (3, 8, 256)
+    assert plan((8, 1024, 1024), 1, True, True, 2) == (1, 2, 4 * 512)  # at least one level, at most `levels`
+    assert plan((1, 1024, 100_000), 7, False, True, 2)[:2] == (1, 2)
+
+
+def _cycle_spin_reference(x, **kwargs):
+    """The mean of the shrinkages of x rolled by 0 or 1 along each axis, as scikit-image's cycle_spin."""
+    axes = tuple(range(x.ndim))
+    total = np.zeros(x.shape, np.float64)
+    shifts = list(itertools.product((0, 1), repeat=x.ndim))
+    for shift in shifts:
+        denoised = wavelet_kernels.denoise_wavelet(np.roll(x, shift, axis=axes), 9.0, **kwargs)
+        total += np.roll(denoised, tuple(-k for k in shift), axis=axes)
+    return (total / len(shifts)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(47, 33), (2, 5), (9, 10, 11), (301,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64])
+def test_wavelet_cycle_spin_equals_rolled_shrinkages(shape, dtype, monkeypatch):
+    x = (noisy_image(shape, seed=2) + 50).clip(0, None).astype(dtype)
+    shifts = list(itertools.product((0, 1), repeat=x.ndim))
+    expected = _cycle_spin_reference(x)
+    np.testing.assert_array_equal(wavelet_kernels.cycle_spin(x, 9.0, shifts), expected)
+    # into an out, contiguous or not; on threads sharing the rows of each shift's sums
+    out = np.full(shape, np.nan, np.float32)
+    assert wavelet_kernels.cycle_spin(x, 9.0, shifts, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    strided = np.full(shape[:-1] + (2 * shape[-1],), np.nan, np.float32)[..., ::2]
+    wavelet_kernels.cycle_spin(x, 9.0, shifts, out=strided)
+    np.testing.assert_array_equal(strided, expected)
+    monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 8)
+    np.testing.assert_array_equal(wavelet_kernels.cycle_spin(x, 9.0, shifts, threads=2), expected)
+
+
+def test_wavelet_cycle_spin_reports_each_shift_and_stops_when_cancelled():
+    x = noisy_image((40, 40), seed=1)
+    shifts = list(itertools.product((0, 1), repeat=2))
+    reports = []
+
+    class Counting(Token):
+        def report(self, done, total):
+            reports.append((done, total))
+            if done == 2:
+                self.flag[0] = 1
+
+    assert wavelet_kernels.cycle_spin(x, 9.0, shifts, token=Counting()) is None
+    assert reports == [(1, 4), (2, 4)]
+
+
+def test_wavelet_sum_of_squares_is_the_float64_sum_and_keeps_nan():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 3, 7, 8, 33, 1000, 4099):
+        row = rng.normal(0, 30, n).astype(np.float32)
+        assert wavelet_kernels._sum_squares(row) == pytest.approx(math.fsum(np.float64(row) ** 2), rel=1e-14, abs=0)
+    row[5] = np.nan
+    assert np.isnan(wavelet_kernels._sum_squares(row))
 
 
 def test_wavelet_zero_threshold_keeps_zero_coefficients():

@@ -362,7 +362,6 @@ def _wavelet_kernel(block, keep, out, context, token, *, wavelet_name, threshold
     if sigma == 0 or min(block.shape) < 2 or token.cancelled:
         return _as_result(block, keep, out)
     shifts = list(itertools.product((0, 1), repeat=block.ndim)) if cycle_spin else [(0,) * block.ndim]
-    axes = tuple(range(block.ndim))
     token.report(0, len(shifts))
     if len(shifts) == 1:
         result = wavelet_kernels.denoise_wavelet(
@@ -371,22 +370,11 @@ def _wavelet_kernel(block, keep, out, context, token, *, wavelet_name, threshold
         )
         token.report(1, 1)
         return result
-    total = np.zeros(block.shape, np.float64)
-    for done, shift in enumerate(shifts):
-        if token.cancelled:
-            return _as_result(block, keep, out)
-        shifted = np.roll(block, shift, axis=axes)
-        denoised = wavelet_kernels.denoise_wavelet(
-            shifted, sigma, wavelet_name=wavelet_name, threshold_mode=threshold_mode, method=method,
-            wavelet_levels=wavelet_levels, threads=threads_of(token),
-        )
-        total += np.roll(denoised, tuple(-k for k in shift), axis=axes)
-        token.report(done + 1, len(shifts))
-    result = (total / len(shifts)).astype(np.float32)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    result = wavelet_kernels.cycle_spin(
+        block, sigma, shifts, wavelet_name=wavelet_name, threshold_mode=threshold_mode, method=method,
+        wavelet_levels=wavelet_levels, out=out, threads=threads_of(token), token=token,
+    )
+    return _as_result(block, keep, out) if result is None else result
 
 
 @filter_function(noise_model=True)
@@ -477,7 +465,8 @@ def wavelet(
     runs = 2 ** len(axes) if cycle_spin else 1
     cost = Cost(
         WAVELET_SECONDS_PER_VOXEL["haar" if haar else "other"] * runs,
-        # coefficients (Haar: 1.15-1.34 slices; PyWavelets: its copies); cycle spinning: a shifted
+        # coefficients (Haar: 1.15-1.34 slices level by level, plus a float32 copy of a small
+        # integer slice; 1/8 or less in tiles; PyWavelets: its copies); cycle spinning: a shifted
         # copy, its result and the float64 sum
         work_arrays=(2.0 if haar else 6.0) + (4.0 if cycle_spin else 0.0),
         over_halo=True,
