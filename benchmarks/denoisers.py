@@ -152,6 +152,20 @@ CASES = {
         lambda a: sk_wavelet(a, NOISE),
         1e-5, 1.0, 7,
     ),
+    "wavelet2d_large": (
+        "wavelet 2-D, large (db1, BayesShrink, σ given)",
+        (lambda: _plane((4096, 4096)), lambda: _plane((2048, 2048))),
+        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
+        lambda a: sk_wavelet(a, NOISE),
+        1e-5, 1.0, 5,
+    ),
+    "wavelet3d_large": (
+        "wavelet 3-D, large (db1, BayesShrink, σ given)",
+        (lambda: synthetic((128, 512, 512)), lambda: synthetic((32, 256, 256))),
+        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
+        lambda a: sk_wavelet(a, NOISE),
+        1e-5, 1.0, 3,
+    ),
     "wavelet_timelapse": (
         "wavelet per frame (db1, BayesShrink, σ given)",
         (_timelapse, _timelapse),
