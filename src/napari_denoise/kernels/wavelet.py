@@ -51,6 +51,7 @@ import numba
 import numpy as np
 
 from .borders import as_3d, jit
+from .scratch import work_array
 from .threads import Team, split_evenly
 
 __all__ = ["HAAR_NAMES", "cycle_spin", "denoise_wavelet"]
@@ -520,14 +521,19 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
     square_sizes = [nb * shape[0] * shape[1] for shape in shapes[1:]]
     band_offsets = np.array([0, *itertools.accumulate(band_sizes)], np.int64)
     square_offsets = np.array([0, *itertools.accumulate(square_sizes)], np.int64)
-    flat_bands = np.empty(int(band_offsets[-1]), np.float32)
+    # this thread's work arrays: the frames of a time-lapse reuse them instead of faulting in
+    # fresh pages for each (see scratch)
+    flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
     flat_squares = np.zeros(int(square_offsets[-1]), np.float64)
     thresholds = np.zeros((levels, nb), np.float32)
     visu = method == "VisuShrink"
     sigma = np.float64(sigma)
     if not depth:
         # level by level, on one thread, through the same compiled code as the coarse levels
-        whole = np.ascontiguousarray(source, np.float32)
+        whole = source
+        if source.dtype != np.float32 or not source.flags.c_contiguous:
+            whole = work_array("wavelet input", source.shape)
+            whole[...] = source
         for reconstruct in (False, True):
             _coarse_levels(whole, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, 0, active_z,
                            active_y, sigma, visu, block.size, soft, thresholds, result, reconstruct)
