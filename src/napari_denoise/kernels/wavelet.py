@@ -480,6 +480,32 @@ def _tile_plan(shape, levels: int, active_z: bool, active_y: bool, threads: int,
     return depth, side, tiles
 
 
+@functools.lru_cache(maxsize=64)
+def _layout(shape, levels: int, active_z: bool, active_y: bool, threads: int, float32: bool):
+    """A slice's level shapes, tile plan (:func:`_tile_plan`) and the offsets of each
+    level in the sub-band and row-sum buffers: ``(shapes, level_shapes, depth, side,
+    tiles, band_offsets, square_offsets)``.
+
+    Cached (the arrays are only read): the frames of a time-lapse share it, and
+    building it took a fifth of a 511×511 frame's Python, all of it holding the GIL.
+    """
+    nb = 2 ** (1 + active_y + active_z)
+    shapes = [shape]
+    for _ in range(levels):
+        a = shapes[-1]
+        shapes.append(((a[0] + 1) // 2 if active_z else a[0], (a[1] + 1) // 2 if active_y else a[1],
+                       (a[2] + 1) // 2))
+    level_shapes = np.array(shapes[1:], np.int64).reshape(-1, 3)
+    depth, side, tiles = _tile_plan(shape, levels, active_z, active_y, threads, float32)
+    # the coarse levels' sub-bands (the tiles' are their own), and every level's row sums of
+    # squares, in one buffer each: offsets for the compiled code
+    band_sizes = [nb * math.prod(s) if level >= depth else 0 for level, s in enumerate(shapes[1:])]
+    square_sizes = [nb * s[0] * s[1] for s in shapes[1:]]
+    band_offsets = np.array([0, *itertools.accumulate(band_sizes)], np.int64)
+    square_offsets = np.array([0, *itertools.accumulate(square_sizes)], np.int64)
+    return shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets
+
+
 def _haar_denoise(block, sigma, levels, soft, method, out, team):
     """Haar wavelet shrinkage of ``block``, level by level or in two passes over tiles.
 
@@ -507,20 +533,8 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
     if levels == 0:
         result[...] = source
         return result.reshape(block.shape)
-    shapes = [source.shape]
-    for _ in range(levels):
-        a = shapes[-1]
-        shapes.append(((a[0] + 1) // 2 if active_z else a[0], (a[1] + 1) // 2 if active_y else a[1],
-                       (a[2] + 1) // 2))
-    level_shapes = np.array(shapes[1:], np.int64).reshape(-1, 3)
-    depth, side, tiles = _tile_plan(source.shape, levels, active_z, active_y, team.threads,
-                                    source.dtype == np.float32)
-    # the coarse levels' sub-bands (the tiles' are their own), and every level's row sums of
-    # squares, in one buffer each: views of them here, offsets for the compiled code
-    band_sizes = [nb * math.prod(shape) if level >= depth else 0 for level, shape in enumerate(shapes[1:])]
-    square_sizes = [nb * shape[0] * shape[1] for shape in shapes[1:]]
-    band_offsets = np.array([0, *itertools.accumulate(band_sizes)], np.int64)
-    square_offsets = np.array([0, *itertools.accumulate(square_sizes)], np.int64)
+    shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets = _layout(
+        source.shape, levels, active_z, active_y, team.threads, source.dtype == np.float32)
     # this thread's work arrays: the frames of a time-lapse reuse them instead of faulting in
     # fresh pages for each (see scratch)
     flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
