@@ -101,6 +101,17 @@ def _timelapse():
     return tifffile.imread(DATA / "timelapse_2d.tif")
 
 
+def _wavelet_given_sigma(kind, full, quick, repeats):
+    """A case of the Haar wavelet with σ given, like for like with scikit-image (no cycle spinning)."""
+    return (
+        f"wavelet {kind} (db1, BayesShrink, σ given)",
+        (full, quick),
+        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
+        lambda a: sk_wavelet(a, NOISE),
+        1e-5, 1.0, repeats,
+    )
+
+
 # id: label, data (full, quick), ours(a, workers), skimage(a), tolerance (relative to the range), target, repeats
 CASES = {
     "nlm3d": (
@@ -138,34 +149,12 @@ CASES = {
         lambda a: sk_bilateral(a, 2 * NOISE),
         3e-3, 4.0, 3,
     ),
-    "wavelet2d": (
-        "wavelet 2-D (db1, BayesShrink, σ given)",
-        (lambda: _plane((1024, 1024)), lambda: _plane((512, 512))),
-        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
-        lambda a: sk_wavelet(a, NOISE),
-        1e-5, 1.0, 7,
-    ),
-    "wavelet3d": (
-        "wavelet 3-D (db1, BayesShrink, σ given)",
-        (lambda: synthetic((64, 256, 256)), lambda: synthetic((16, 128, 128))),
-        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
-        lambda a: sk_wavelet(a, NOISE),
-        1e-5, 1.0, 7,
-    ),
-    "wavelet2d_large": (
-        "wavelet 2-D, large (db1, BayesShrink, σ given)",
-        (lambda: _plane((4096, 4096)), lambda: _plane((2048, 2048))),
-        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
-        lambda a: sk_wavelet(a, NOISE),
-        1e-5, 1.0, 5,
-    ),
-    "wavelet3d_large": (
-        "wavelet 3-D, large (db1, BayesShrink, σ given)",
-        (lambda: synthetic((128, 512, 512)), lambda: synthetic((32, 256, 256))),
-        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
-        lambda a: sk_wavelet(a, NOISE),
-        1e-5, 1.0, 3,
-    ),
+    "wavelet2d": _wavelet_given_sigma("2-D", lambda: _plane((1024, 1024)), lambda: _plane((512, 512)), 7),
+    "wavelet3d": _wavelet_given_sigma("3-D", lambda: synthetic((64, 256, 256)), lambda: synthetic((16, 128, 128)), 7),
+    "wavelet2d_large": _wavelet_given_sigma("2-D, large", lambda: _plane((4096, 4096)), lambda: _plane((2048, 2048)),
+                                            5),
+    "wavelet3d_large": _wavelet_given_sigma("3-D, large", lambda: synthetic((128, 512, 512)),
+                                            lambda: synthetic((32, 256, 256)), 3),
     "wavelet_timelapse": (
         "wavelet per frame (db1, BayesShrink, σ given)",
         (_timelapse, _timelapse),
