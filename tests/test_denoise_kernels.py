@@ -429,6 +429,29 @@ def test_wavelet_cycle_spin_reports_each_shift_and_stops_when_cancelled():
     assert reports == [(1, 4), (2, 4)]
 
 
+def test_a_tiled_wavelet_stops_between_tiles_once_cancelled(monkeypatch):
+    x = noisy_image((512, 512), seed=3)
+    monkeypatch.setattr(wavelet_kernels, "_MIN_TILED_VALUES", 0)
+    calls = []
+    real = wavelet_kernels._tile_pass
+
+    def counting(*args):
+        calls.append(args[-2])  # reconstruct
+        return real(*args)
+
+    monkeypatch.setattr(wavelet_kernels, "_tile_pass", counting)
+    token = Token(threads=1)
+    done = wavelet_kernels.denoise_wavelet(x, 9.0, token=token)
+    assert calls == [False, True]
+    np.testing.assert_array_equal(done, wavelet_kernels.denoise_wavelet(x, 9.0))
+    calls.clear()
+    token.flag[0] = 1  # cancelled before the first tile: no second pass, and nothing written
+    out = np.full(x.shape, -1.0, np.float32)
+    assert wavelet_kernels.denoise_wavelet(x, 9.0, token=token, out=out) is out
+    assert calls == [False] and (out == -1.0).all()
+    assert wavelet_kernels.cycle_spin(x, 9.0, [(0, 0), (0, 1)], token=token) is None
+
+
 def test_wavelet_sum_of_squares_is_the_float64_sum_and_keeps_nan():
     rng = np.random.default_rng(0)
     for n in (0, 1, 3, 7, 8, 33, 1000, 4099):

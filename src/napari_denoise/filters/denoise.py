@@ -366,7 +366,7 @@ def _wavelet_kernel(block, keep, out, context, token, *, wavelet_name, threshold
     if len(shifts) == 1:
         result = wavelet_kernels.denoise_wavelet(
             block, sigma, wavelet_name=wavelet_name, threshold_mode=threshold_mode, method=method,
-            wavelet_levels=wavelet_levels, out=out, threads=threads_of(token),
+            wavelet_levels=wavelet_levels, out=out, threads=threads_of(token), token=token,
         )
         token.report(1, 1)
         return result

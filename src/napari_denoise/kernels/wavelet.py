@@ -375,18 +375,21 @@ def default_levels(shape, wavelet_name):
 
 
 def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", method="BayesShrink",
-                    wavelet_levels=None, out=None, threads=1):
+                    wavelet_levels=None, out=None, threads=1, token=None):
     """``skimage.restoration.denoise_wavelet(block, sigma, ...)`` of a float block, as float32.
 
     ``block`` is one 1-D to 3-D slice (any real dtype, read as float32);
     ``sigma`` the noise standard deviation (> 0). Returns ``out`` (filled) or
     a new float32 array. ``threads`` threads share the tiles of the Haar
     transform (and the rows of its coarse levels); the result does not
-    depend on their number.
+    depend on their number. A tiled transform stops between tiles once
+    ``token`` (a kernel token, optional) is cancelled; what it returns then
+    is unfinished.
     """
     levels = default_levels(block.shape, wavelet_name) if wavelet_levels is None else int(wavelet_levels)
     with Team(_threads_for(block, wavelet_name, threads)) as team:
-        return _denoise(block, sigma, levels, threshold_mode == "soft", method, wavelet_name, out, team)
+        return _denoise(block, sigma, levels, threshold_mode == "soft", method, wavelet_name, out, team,
+                        _flag_of(token))
 
 
 def cycle_spin(block, sigma, shifts, *, wavelet_name="db1", threshold_mode="soft", method="BayesShrink",
@@ -420,7 +423,9 @@ def cycle_spin(block, sigma, shifts, *, wavelet_name="db1", threshold_mode="soft
             if any(shift):
                 _on_rows(team, _rolled_rows, rows, source.shape[2], source, *shift3, shifted)
             _denoise(shifted.reshape(block.shape) if any(shift) else block, sigma, levels, soft, method, wavelet_name,
-                     denoised.reshape(block.shape), team)
+                     denoised.reshape(block.shape), team, _flag_of(token))
+            if token is not None and token.cancelled:
+                return None
             if done == 0:
                 total[...] = denoised  # the first shift is none
             else:
@@ -444,9 +449,16 @@ def _threads_for(block, wavelet_name, threads):
     return threads
 
 
-def _denoise(block, sigma, levels, soft, method, wavelet_name, out, team):
+_NEVER = np.zeros(1, np.uint8)  # the cancel flag of a call without a token
+
+
+def _flag_of(token):
+    return _NEVER if token is None else token.flag
+
+
+def _denoise(block, sigma, levels, soft, method, wavelet_name, out, team, flag):
     if wavelet_name in HAAR_NAMES and 1 <= block.ndim <= 3:
-        result = _haar_denoise(block, sigma, levels, soft, method, out, team)
+        result = _haar_denoise(block, sigma, levels, soft, method, out, team, flag)
     else:
         result = _pywt_denoise(block, sigma, wavelet_name, levels, soft, method)
     if out is not None and result is not out:
@@ -506,7 +518,7 @@ def _layout(shape, levels: int, active_z: bool, active_y: bool, threads: int, fl
     return shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets
 
 
-def _haar_denoise(block, sigma, levels, soft, method, out, team):
+def _haar_denoise(block, sigma, levels, soft, method, out, team, flag):
     """Haar wavelet shrinkage of ``block``, level by level or in two passes over tiles.
 
     Tiled (:func:`_tile_plan`), the finest ``depth`` levels are computed tile
@@ -558,10 +570,12 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team):
 
     def tile_pass(first, stop, reconstruct):
         _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, side,
-                   first, stop, active_z, soft, reconstruct)
+                   first, stop, active_z, soft, reconstruct, flag)
 
     pieces = split_evenly(tiles, team.threads)
     team.map(tile_pass, [(first, stop, False) for first, stop in pieces])
+    if flag[0]:
+        return result.reshape(block.shape)  # cancelled: unfinished, and dropped by the caller
     # The coarse levels on this thread: at most 1/8 of the slice (1/64 or less but for rows of
     # more than 16 Ki values), while a hand-off per level and direction costs up to a
     # millisecond. These are separate compiled calls, not one (numba would compile the tile
@@ -594,7 +608,7 @@ def _thresholds(flat_squares, square_offsets, level_shapes, sigma, visu, size, t
 
 @jit
 def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, size,
-               first, stop, active_z, soft, reconstruct):
+               first, stop, active_z, soft, reconstruct, flag):
     """Tiles ``first:stop`` of :func:`_haar_denoise`, first (``reconstruct``
     False) or second pass.
 
@@ -627,6 +641,8 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
     tile_values = np.empty(z_rows[0] * y_rows[0] * nx, np.float32)
     tile_squares = np.empty(nb * z_rows[1] * y_rows[1], np.float64)
     for tile in range(first, stop):
+        if flag[0]:
+            return  # cancelled: a large slice stops within a tile, not after both passes
         z_start = (tile // tiles_y) * size if active_z else 0
         y_start = (tile % tiles_y) * size
         z_rows[0] = min(size, nz - z_start) if active_z else 1
