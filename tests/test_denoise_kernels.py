@@ -337,8 +337,8 @@ def test_wavelet_kernel_matches_skimage(shape, name):
 
 
 @pytest.mark.parametrize("shape", [(301, 203), (20, 41, 37)])
-def test_haar_wavelet_shares_rows_among_threads_without_changing_the_result(shape, monkeypatch):
-    # small pieces, so that the rows of several levels are cut among the threads
+def test_haar_wavelet_shares_tiles_among_threads_without_changing_the_result(shape, monkeypatch):
+    # threads from small slices on, so that these are cut into tiles shared among the threads
     monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 64)
     x = noisy_image(shape, seed=4)
     one = wavelet_kernels.denoise_wavelet(x, 9.0, threads=1)

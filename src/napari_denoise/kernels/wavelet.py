@@ -381,8 +381,8 @@ def denoise_wavelet(block, sigma, *, wavelet_name="db1", threshold_mode="soft", 
     ``block`` is one 1-D to 3-D slice (any real dtype, read as float32);
     ``sigma`` the noise standard deviation (> 0). Returns ``out`` (filled) or
     a new float32 array. ``threads`` threads share the tiles of the Haar
-    transform (and the rows of its coarse levels); the result does not
-    depend on their number. A tiled transform stops between tiles once
+    transform (its small coarse levels run on the calling thread); the
+    result does not depend on their number. A tiled transform stops between tiles once
     ``token`` (a kernel token, optional) is cancelled; what it returns then
     is unfinished.
     """
@@ -607,12 +607,12 @@ def _thresholds(flat_squares, square_offsets, level_shapes, sigma, visu, size, t
 
 
 @jit
-def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, size,
+def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, side,
                first, stop, active_z, soft, reconstruct, flag):
     """Tiles ``first:stop`` of :func:`_haar_denoise`, first (``reconstruct``
     False) or second pass.
 
-    A tile is ``size = 2**depth`` rows along axis 1 (and as many planes
+    A tile is ``side = 2**depth`` rows along axis 1 (and as many planes
     along axis 0 in 3-D) by the whole of the last axis; tiles are numbered
     row-major over (axis 0, axis 1). Each tile is copied as float32 into a
     small buffer, and its ``depth`` levels go into another, both sized for a
@@ -628,10 +628,10 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
     """
     nb = 8 if active_z else 4
     nz, ny, nx = source.shape
-    tiles_y = -(-ny // size)
+    tiles_y = -(-ny // side)
     z_rows = np.empty(depth + 1, np.int64)  # a tile's extent along axes 0 and 1, per level
     y_rows = np.empty(depth + 1, np.int64)
-    z_rows[0], y_rows[0] = (size if active_z else 1), size
+    z_rows[0], y_rows[0] = (side if active_z else 1), side
     band_starts = np.zeros(depth + 1, np.int64)  # each level's place in the tile's buffer
     for level in range(depth):
         z_rows[level + 1] = (z_rows[level] + 1) // 2 if active_z else 1
@@ -643,10 +643,10 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
     for tile in range(first, stop):
         if flag[0]:
             return  # cancelled: a large slice stops within a tile, not after both passes
-        z_start = (tile // tiles_y) * size if active_z else 0
-        y_start = (tile % tiles_y) * size
-        z_rows[0] = min(size, nz - z_start) if active_z else 1
-        y_rows[0] = min(size, ny - y_start)
+        z_start = (tile // tiles_y) * side if active_z else 0
+        y_start = (tile % tiles_y) * side
+        z_rows[0] = min(side, nz - z_start) if active_z else 1
+        y_rows[0] = min(side, ny - y_start)
         for level in range(depth):
             z_rows[level + 1] = (z_rows[level] + 1) // 2 if active_z else 1
             y_rows[level + 1] = (y_rows[level] + 1) // 2
