@@ -81,7 +81,7 @@ def sk_bilateral(a, sigma_color):
                                          mode="reflect")
 
 
-def sk_wavelet(a, sigma):
+def sk_wavelet(a, sigma, wavelet="db1"):
     import warnings
 
     from skimage import restoration
@@ -90,7 +90,7 @@ def sk_wavelet(a, sigma):
         warnings.simplefilter("ignore")
         if a.ndim == 3 and a.shape[0] == 30:  # the time-lapse: frame by frame, as scikit-image must
             return np.stack([restoration.denoise_wavelet(f.astype(F32), sigma=sigma, rescale_sigma=True) for f in a])
-        return restoration.denoise_wavelet(a.astype(F32), sigma=sigma, rescale_sigma=True)
+        return restoration.denoise_wavelet(a.astype(F32), sigma=sigma, wavelet=wavelet, rescale_sigma=True)
 
 
 def _timelapse():
@@ -101,13 +101,14 @@ def _timelapse():
     return tifffile.imread(DATA / "timelapse_2d.tif")
 
 
-def _wavelet_given_sigma(kind, full, quick, repeats):
-    """A case of the Haar wavelet with σ given, like for like with scikit-image (no cycle spinning)."""
+def _wavelet_given_sigma(kind, full, quick, repeats, wavelet="db1"):
+    """A case of the wavelet with σ given, like for like with scikit-image (no cycle spinning)."""
     return (
-        f"wavelet {kind} (db1, BayesShrink, σ given)",
+        f"wavelet {kind} ({wavelet}, BayesShrink, σ given)",
         (full, quick),
-        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", cycle_spin=False, workers=w),
-        lambda a: sk_wavelet(a, NOISE),
+        lambda a, w: _nd().wavelet(a, sigma=NOISE, wavelet_name=wavelet, noise_model="gaussian", cycle_spin=False,
+                                   workers=w),
+        lambda a: sk_wavelet(a, NOISE, wavelet),
         1e-5, 1.0, repeats,
     )
 
@@ -155,6 +156,10 @@ CASES = {
                                             5),
     "wavelet3d_large": _wavelet_given_sigma("3-D, large", lambda: synthetic((128, 512, 512)),
                                             lambda: synthetic((32, 256, 256)), 3),
+    # the other wavelets: the compiled filter bank (PyWavelets' transforms in scikit-image)
+    "wavelet2d_db2": _wavelet_given_sigma("2-D", lambda: _plane((1024, 1024)), lambda: _plane((512, 512)), 5, "db2"),
+    "wavelet3d_sym4": _wavelet_given_sigma("3-D", lambda: synthetic((64, 256, 256)), lambda: synthetic((16, 128, 128)),
+                                           3, "sym4"),
     "wavelet_timelapse": (
         "wavelet per frame (db1, BayesShrink, σ given)",
         (_timelapse, _timelapse),

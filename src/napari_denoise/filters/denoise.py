@@ -428,8 +428,10 @@ def wavelet(
     With ``cycle_spin=False``, equal, to float32 precision, to
     ``skimage.restoration.denoise_wavelet`` on each float32 slice with the
     same sigma (on float input it neither rescales nor clips); with it, to
-    that inside ``skimage.restoration.cycle_spin(max_shifts=1)``. The Haar wavelet (``db1``) is compiled; other
-    wavelets use PyWavelets' transforms, as scikit-image does. Soft
+    that inside ``skimage.restoration.cycle_spin(max_shifts=1)``. The Haar
+    wavelet (``db1``) has its own compiled transform; the other wavelets go
+    through a compiled, threaded filter bank whose coefficients are
+    PyWavelets' (mode 'symmetric', float32) bit for bit. Soft
     thresholding is ``sign(d) max(|d| - t, 0)``: a noise-free image (zero
     coefficients, zero threshold) comes back unchanged, not NaN.
 

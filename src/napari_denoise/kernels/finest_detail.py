@@ -222,7 +222,7 @@ def _parts(values: int, threads: int) -> int:
     return max(1, min(threads, values // _MIN_VALUES_PER_THREAD))
 
 
-def _pieces(before: int, after: int, values: int, threads: int):
+def line_pieces(before: int, after: int, values: int, threads: int):
     """``(b_lo, b_hi, a_lo, a_hi)`` per thread: lines shared out, or ranges along them."""
     parts = _parts(values, threads)
     if before >= parts:
@@ -254,7 +254,7 @@ def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray, threads
             out = np.empty(out_shape, np.float64)
             src = current.reshape(before, shape[axis], after)
             dst = out.reshape(before, coef.shape[0], after)
-            pieces = _pieces(before, after, out.size, team.threads)
+            pieces = line_pieces(before, after, out.size, team.threads)
             if after == 1:
                 calls = [(src.reshape(before, -1), coef, index, dst.reshape(before, -1), flag, b_lo, b_hi)
                          for b_lo, b_hi, _, _ in pieces]

@@ -12,7 +12,9 @@ detail coefficients with ``pywt.threshold`` and reconstructs with
   then 1, then 2, as ``pywt.dwtn``; the symmetric extension of odd lengths
   repeats the last sample), and reconstruction is the inverse pass, written
   straight into the output;
-* other wavelets use PyWavelets for the transforms, as scikit-image does;
+* other wavelets go through a compiled filter bank (:mod:`.filter_bank`):
+  PyWavelets' transforms bit for bit, shared among threads by lines, level
+  by level (scikit-image's ``pywt`` calls run on one thread);
 * the forward pass also sums the squares of each detail band row by row
   (BayesShrink's statistics), and the inverse pass thresholds each detail
   coefficient as it reads it; the sums add in row order, so the result does
@@ -50,6 +52,7 @@ import math
 import numba
 import numpy as np
 
+from . import filter_bank
 from .borders import as_3d, jit
 from .scratch import work_array
 from .threads import Team, split_evenly
@@ -442,11 +445,12 @@ def cycle_spin(block, sigma, shifts, *, wavelet_name="db1", threshold_mode="soft
 
 
 def _threads_for(block, wavelet_name, threads):
-    """Threads worth starting for ``block``: one below :data:`_MIN_VALUES_PER_THREAD` each,
-    and for the wavelets that PyWavelets transforms."""
-    if wavelet_name not in HAAR_NAMES or not 1 <= block.ndim <= 3 or block.size < threads * _MIN_VALUES_PER_THREAD:
-        return 1
-    return threads
+    """Threads worth starting for ``block``: for the Haar transform, one below
+    :data:`_MIN_VALUES_PER_THREAD` each; the filter bank's passes share out their
+    lines by their own (smaller) measure, as their work per value is larger."""
+    if wavelet_name not in HAAR_NAMES or not 1 <= block.ndim <= 3:
+        return threads
+    return 1 if block.size < threads * _MIN_VALUES_PER_THREAD else threads
 
 
 _NEVER = np.zeros(1, np.uint8)  # the cancel flag of a call without a token
@@ -460,7 +464,9 @@ def _denoise(block, sigma, levels, soft, method, wavelet_name, out, team, flag):
     if wavelet_name in HAAR_NAMES and 1 <= block.ndim <= 3:
         result = _haar_denoise(block, sigma, levels, soft, method, out, team, flag)
     else:
-        result = _pywt_denoise(block, sigma, wavelet_name, levels, soft, method)
+        result = _filter_bank_denoise(block, sigma, wavelet_name, levels, soft, method, team, flag)
+        if result is None:  # cancelled
+            return out if out is not None else np.zeros(block.shape, np.float32)
     if out is not None and result is not out:
         out[...] = result
         return out
@@ -715,19 +721,20 @@ def _coarse_levels(source, flat_bands, band_offsets, flat_squares, square_offset
         _haar_inverse(bands[0], bands, thresholds[level], soft, target, 0, 0, active_z, active_y, 0, z * y)
 
 
-def _pywt_denoise(block, sigma, wavelet_name, levels, soft, method):
-    import pywt
-
+def _filter_bank_denoise(block, sigma, wavelet_name, levels, soft, method, team, flag):
+    """Any other wavelet, through the compiled filter bank (:mod:`.filter_bank`), whose
+    coefficients are ``pywt.wavedecn``'s and reconstruction ``pywt.waverecn``'s, bit for bit;
+    None once ``flag[0]`` is set."""
     image = np.asarray(block, dtype=np.float32)
-    coeffs = pywt.wavedecn(image, wavelet=pywt.Wavelet(wavelet_name), level=levels)
+    coeffs = filter_bank.wavedecn(image, wavelet_name, levels, team, flag)
+    if coeffs is None:
+        return None
     for detail in coeffs[1:]:
         for band in detail.values():
-            # pywt's coefficient arrays are C-contiguous: ravel is a view
-            flat = band.reshape(-1)
+            flat = band.reshape(-1)  # the bands are C-contiguous: a view
             mean_square = _sum_squares(flat) / max(1, flat.size)
             _shrink(flat, _band_threshold(mean_square, method == "VisuShrink", float(sigma), image.size), soft)
-    result = pywt.waverecn(coeffs, wavelet_name)[tuple(slice(n) for n in image.shape)]
-    return np.ascontiguousarray(result, dtype=np.float32)
+    return filter_bank.waverecn(coeffs, wavelet_name, image.shape, team, flag)
 
 
 # -- cycle spinning -----------------------------------------------------------------------------
