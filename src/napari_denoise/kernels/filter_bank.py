@@ -229,19 +229,14 @@ def _synthesise(lo, hi, axis, kept, wavelet_name, team, flag):
 
 
 # -- multilevel ----------------------------------------------------------------------------------
-def max_level(shape, wavelet_name: str) -> int:
-    """``pywt.dwtn_max_level``: levels before the shortest axis is shorter than the filter."""
-    import pywt
-
-    return pywt.dwtn_max_level(shape, wavelet_name)
-
-
 def wavedecn(x: np.ndarray, wavelet_name: str, levels: int, team, flag):
     """``pywt.wavedecn(x, wavelet_name, mode="symmetric", level=levels)`` of a float32 array:
     ``[approximation, {key: detail}, ...]`` from the coarsest level to the finest (keys of
     ``'a'``/``'d'`` per axis), or None once ``flag[0]`` is set. Warns, as PyWavelets does,
     when ``levels`` is above the wavelet's maximum for ``x``."""
-    if levels > max_level(x.shape, wavelet_name):
+    import pywt
+
+    if levels > pywt.dwtn_max_level(x.shape, wavelet_name):
         warnings.warn(
             f"Level value of {levels} is too high: all coefficients will experience boundary effects.",
             UserWarning, stacklevel=3,
@@ -272,6 +267,7 @@ def waverecn(coeffs, wavelet_name: str, shape, team, flag):
     """
     approximation, details = coeffs[0], coeffs[1:]
     ndim = approximation.ndim
+    taps = _synthesis_taps(wavelet_name)[0].size  # F
     for level, bands in enumerate(details):
         bands = dict(bands)
         band_shape = next(iter(bands.values())).shape
@@ -283,7 +279,7 @@ def waverecn(coeffs, wavelet_name: str, shape, team, flag):
             joined = {}
             for key in ("".join(k) for k in itertools.product("ad", repeat=axis)):
                 low, high = bands[key + "a"], bands[key + "d"]
-                full = 2 * low.shape[axis] - 2 * _synthesis_taps(wavelet_name)[0].shape[0] + 2
+                full = 2 * low.shape[axis] - taps + 2  # PyWavelets' idwt length
                 joined[key] = _synthesise(low, high, axis, min(full, target[axis]), wavelet_name, team, flag)
                 if joined[key] is None:
                     return None
