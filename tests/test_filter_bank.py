@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import pywt
 
-from napari_denoise.kernels import filter_bank
+from napari_denoise.kernels import filter_bank, lines
 from napari_denoise.kernels import wavelet as wavelet_kernels
 from napari_denoise.kernels.threads import Team
 
@@ -34,6 +34,28 @@ def test_transforms_are_pywavelets_bit_for_bit(name):
                     np.testing.assert_array_equal(mine[key], theirs[key])
             back = filter_bank.waverecn(expected, name, shape, team, NOT_CANCELLED)
         np.testing.assert_array_equal(back, pywt.waverecn(expected, name)[tuple(slice(n) for n in shape)])
+
+
+@pytest.mark.parametrize("shape", [(6, 40, 50), (70, 3), (2, 90), (3, 200)])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_share_the_passes_without_changing_a_bit(shape, threads, monkeypatch):
+    # pieces of 16 values, so that every pass is shared: by lines, or along them where
+    # lines are fewer than threads (the shapes above are otherwise far too small to share)
+    monkeypatch.setattr(lines, "_MIN_VALUES_PER_THREAD", 16)
+    shared = []
+    real_pieces = lines.line_pieces
+    monkeypatch.setattr(lines, "line_pieces", lambda *a: shared.append(len(real_pieces(*a))) or real_pieces(*a))
+    x = (np.random.default_rng(1).normal(size=shape) * 100).astype(np.float32)
+    expected = pywt.wavedecn(x, "sym4", level=2)
+    with Team(threads) as team:
+        ours = filter_bank.wavedecn(x, "sym4", 2, team, NOT_CANCELLED)
+        back = filter_bank.waverecn(expected, "sym4", shape, team, NOT_CANCELLED)
+    np.testing.assert_array_equal(ours[0], expected[0])
+    for mine, theirs in zip(ours[1:], expected[1:], strict=True):
+        for key in theirs:
+            np.testing.assert_array_equal(mine[key], theirs[key])
+    np.testing.assert_array_equal(back, pywt.waverecn(expected, "sym4")[tuple(slice(n) for n in shape)])
+    assert max(shared) == threads
 
 
 def test_float32_taps_are_pywavelets_own():

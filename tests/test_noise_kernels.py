@@ -12,7 +12,7 @@ import pywt
 
 from napari_denoise._scheduler import Cancelled, CancelToken
 from napari_denoise.filters import noise
-from napari_denoise.kernels import block_statistics, finest_detail, level_sets
+from napari_denoise.kernels import block_statistics, finest_detail, level_sets, lines
 
 from test_noise_model import blobs, camera
 
@@ -44,7 +44,7 @@ def test_finest_detail_is_pywt_dwtn_bit_for_bit(shape, dtype):
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threads_share_the_passes_without_changing_a_bit(shape, threads, monkeypatch):
     # small pieces, so that each pass is shared: by lines, or along them where lines are fewer than threads
-    monkeypatch.setattr(finest_detail, "_MIN_VALUES_PER_THREAD", 1 << 10)
+    monkeypatch.setattr(lines, "_MIN_VALUES_PER_THREAD", 1 << 10)
     rng = np.random.default_rng(sum(shape))
     x = np.clip(rng.standard_normal(shape) * 300 + 1000, 0, 30000).astype(np.uint16)
     x.flat[5] = 40000

@@ -31,7 +31,8 @@ import warnings
 import numpy as np
 
 from .borders import jit
-from .finest_detail import line_pieces, symmetric_taps
+from .finest_detail import symmetric_taps
+from .lines import as_lines, map_over_lines
 
 __all__ = ["filters_of", "wavedecn", "waverecn"]
 
@@ -189,43 +190,29 @@ def _synthesis_pass_along_last(lo, hi, rec_lo, rec_hi, out, flag, b_lo, b_hi):
     return True
 
 
-def _lines(shape, axis):
-    """``(before, n, after)``: ``shape`` seen as lines along ``axis``."""
-    return int(np.prod(shape[:axis], dtype=np.int64)), shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64))
-
-
 def _analyse(x, axis, wavelet_name, team, flag):
     """One level along ``axis``: ``(approximation, detail)``, or None once cancelled."""
-    before, n, after = _lines(x.shape, axis)
+    lines = as_lines(x.shape, axis)
+    before, n, after = lines
     coef_lo, coef_hi, index = _analysis_taps(n, wavelet_name)
     shape = x.shape[:axis] + (coef_lo.shape[0],) + x.shape[axis + 1:]
     lo, hi = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    src = x.reshape(before, n, after)
-    dst_lo, dst_hi = lo.reshape(before, -1, after), hi.reshape(before, -1, after)
-    pieces = line_pieces(before, after, 2 * lo.size, team.threads)
-    if after == 1:
-        calls = [(src[:, :, 0], coef_lo, coef_hi, index, dst_lo[:, :, 0], dst_hi[:, :, 0], flag, b_lo, b_hi)
-                 for b_lo, b_hi, _, _ in pieces]
-        done = team.map(_analysis_pass_along_last, calls)
-    else:
-        done = team.map(_analysis_pass, [(src, coef_lo, coef_hi, index, dst_lo, dst_hi, flag, *p) for p in pieces])
-    return (lo, hi) if all(done) else None
+    args = (x.reshape(before, n, after), coef_lo, coef_hi, index,
+            lo.reshape(before, -1, after), hi.reshape(before, -1, after), flag)
+    done = map_over_lines(team, _analysis_pass, _analysis_pass_along_last, args, lines, 2 * lo.size)
+    return (lo, hi) if done else None
 
 
 def _synthesise(lo, hi, axis, kept, wavelet_name, team, flag):
     """One inverse level along ``axis``, its first ``kept`` outputs; None once cancelled."""
     rec_lo, rec_hi = _synthesis_taps(wavelet_name)
-    before, n, after = _lines(lo.shape, axis)
+    lines = as_lines(lo.shape, axis)
+    before, n, after = lines
     out = np.empty(lo.shape[:axis] + (kept,) + lo.shape[axis + 1:], np.float32)
-    src_lo, src_hi, dst = lo.reshape(before, n, after), hi.reshape(before, n, after), out.reshape(before, kept, after)
-    pieces = line_pieces(before, after, out.size, team.threads)
-    if after == 1:
-        calls = [(src_lo[:, :, 0], src_hi[:, :, 0], rec_lo, rec_hi, dst[:, :, 0], flag, b_lo, b_hi)
-                 for b_lo, b_hi, _, _ in pieces]
-        done = team.map(_synthesis_pass_along_last, calls)
-    else:
-        done = team.map(_synthesis_pass, [(src_lo, src_hi, rec_lo, rec_hi, dst, flag, *p) for p in pieces])
-    return out if all(done) else None
+    args = (lo.reshape(before, n, after), hi.reshape(before, n, after), rec_lo, rec_hi,
+            out.reshape(before, kept, after), flag)
+    done = map_over_lines(team, _synthesis_pass, _synthesis_pass_along_last, args, lines, out.size)
+    return out if done else None
 
 
 # -- multilevel ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .borders import jit
+from .lines import as_lines, map_over_lines, parts_for
 from .threads import Team, split_evenly
 
 __all__ = ["symmetric_taps", "finest_detail", "nonzero_magnitudes", "largest_finite_magnitude"]
@@ -212,24 +213,6 @@ def _detail_pass_along_last(src, coef, index, dst, flag, b_lo, b_hi):
     return True
 
 
-# Values a thread is given at least (a few tenths of a millisecond of work):
-# smaller slices are not worth handing over.
-_MIN_VALUES_PER_THREAD = 1 << 16
-
-
-def _parts(values: int, threads: int) -> int:
-    """How many threads ``values`` are shared among (each gets at least :data:`_MIN_VALUES_PER_THREAD`)."""
-    return max(1, min(threads, values // _MIN_VALUES_PER_THREAD))
-
-
-def line_pieces(before: int, after: int, values: int, threads: int):
-    """``(b_lo, b_hi, a_lo, a_hi)`` per thread: lines shared out, or ranges along them."""
-    parts = _parts(values, threads)
-    if before >= parts:
-        return [(lo, hi, 0, after) for lo, hi in split_evenly(before, parts)]
-    return [(0, before, lo, hi) for lo, hi in split_evenly(after, parts)]
-
-
 def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray, threads: int = 1) -> np.ndarray | None:
     """``pywt.dwtn(np.asarray(block, float64), wavelet)["d" * block.ndim]``, bit for bit.
 
@@ -246,22 +229,14 @@ def finest_detail(block: np.ndarray, filt: np.ndarray, flag: np.ndarray, threads
     current = np.ascontiguousarray(block)
     with Team(threads) as team:
         for axis in range(block.ndim):
-            shape = current.shape
-            before = int(np.prod(shape[:axis], dtype=np.int64))
-            after = int(np.prod(shape[axis + 1 :], dtype=np.int64))
-            coef, index = symmetric_taps(shape[axis], filt)
-            out_shape = shape[:axis] + (coef.shape[0],) + shape[axis + 1 :]
-            out = np.empty(out_shape, np.float64)
-            src = current.reshape(before, shape[axis], after)
+            lines = as_lines(current.shape, axis)
+            before, n, after = lines
+            coef, index = symmetric_taps(n, filt)
+            out = np.empty(current.shape[:axis] + (coef.shape[0],) + current.shape[axis + 1 :], np.float64)
+            src = current.reshape(before, n, after)
             dst = out.reshape(before, coef.shape[0], after)
-            pieces = line_pieces(before, after, out.size, team.threads)
-            if after == 1:
-                calls = [(src.reshape(before, -1), coef, index, dst.reshape(before, -1), flag, b_lo, b_hi)
-                         for b_lo, b_hi, _, _ in pieces]
-                done = team.map(_detail_pass_along_last, calls)
-            else:
-                done = team.map(_detail_pass, [(src, coef, index, dst, flag, *p) for p in pieces])
-            if not all(done):
+            if not map_over_lines(team, _detail_pass, _detail_pass_along_last,
+                                  (src, coef, index, dst, flag), lines, out.size):
                 return None
             current = out
     return current
@@ -318,7 +293,7 @@ def largest_finite_magnitude(block: np.ndarray, flag: np.ndarray, threads: int =
     if block.dtype not in _READ_DIRECTLY:
         block = block.astype(np.float64)
     flat = np.ascontiguousarray(block).reshape(-1)
-    parts = _parts(flat.size, threads)
+    parts = parts_for(flat.size, threads)
     with Team(parts) as team:
         found_parts = team.map(_largest_finite_magnitude, [(flat[lo:hi], flag)
                                                            for lo, hi in split_evenly(flat.size, parts)])
