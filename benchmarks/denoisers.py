@@ -93,6 +93,30 @@ def sk_wavelet(a, sigma, wavelet="db1"):
         return restoration.denoise_wavelet(a.astype(F32), sigma=sigma, wavelet=wavelet, rescale_sigma=True)
 
 
+def sk_cycle_spin(a, sigma):
+    """scikit-image's cycle spinning of its wavelet denoiser over shifts 0 and 1 per axis (its
+    default ``workers``: the shifts on every core through dask), what our default call computes."""
+    import warnings
+
+    from skimage import restoration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return restoration.cycle_spin(a.astype(F32), restoration.denoise_wavelet, max_shifts=1, channel_axis=None,
+                                      func_kw={"sigma": sigma, "wavelet": "db1", "rescale_sigma": True})
+
+
+def _wavelet_cycle_spun(kind, full, quick, repeats):
+    """A case of the default wavelet call (cycle-spun) with σ given, against scikit-image's ``cycle_spin``."""
+    return (
+        f"wavelet {kind} (db1, BayesShrink, σ given, cycle-spun)",
+        (full, quick),
+        lambda a, w: _nd().wavelet(a, sigma=NOISE, noise_model="gaussian", workers=w),
+        lambda a: sk_cycle_spin(a, NOISE),
+        1e-5, 1.0, repeats,
+    )
+
+
 def _timelapse():
     import tifffile
 
@@ -160,6 +184,10 @@ CASES = {
     "wavelet2d_db2": _wavelet_given_sigma("2-D", lambda: _plane((1024, 1024)), lambda: _plane((512, 512)), 5, "db2"),
     "wavelet3d_sym4": _wavelet_given_sigma("3-D", lambda: synthetic((64, 256, 256)), lambda: synthetic((16, 128, 128)),
                                            3, "sym4"),
+    # the default call: cycle spinning over the 2**ndim one-voxel shifts
+    "wavelet2d_spin": _wavelet_cycle_spun("2-D", lambda: _plane((1024, 1024)), lambda: _plane((512, 512)), 5),
+    "wavelet3d_spin": _wavelet_cycle_spun("3-D", lambda: synthetic((64, 256, 256)), lambda: synthetic((16, 128, 128)),
+                                          3),
     "wavelet_timelapse": (
         "wavelet per frame (db1, BayesShrink, σ given)",
         (_timelapse, _timelapse),

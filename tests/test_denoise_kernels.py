@@ -414,8 +414,32 @@ def test_wavelet_cycle_spin_equals_rolled_shrinkages(shape, dtype, monkeypatch):
     np.testing.assert_array_equal(wavelet_kernels.cycle_spin(x, 9.0, shifts, threads=2), expected)
 
 
-def test_wavelet_cycle_spin_reports_each_shift_and_stops_when_cancelled():
+@pytest.mark.parametrize("shape", [(70, 90), (20, 37, 41), (3, 64, 17)])
+@pytest.mark.parametrize("levels", [1, 3, None])
+def test_wavelet_cycle_spin_in_tiles_is_the_roll_formula_for_any_shifts(shape, levels, monkeypatch):
+    # the Haar path reads each tile at its rolled places and adds it back at the unshifted
+    # ones: negative shifts, shifts beyond the size, and a strided input, on 1 and 3 threads
+    x = (noisy_image(shape, seed=5) + 50).astype(np.float32)[..., ::-1]
+    shifts = [(0,) * x.ndim, (3, -2, 40)[-x.ndim:], (-1, 7, 1)[-x.ndim:], (5, 100, -33)[-x.ndim:]]
+    axes = tuple(range(x.ndim))
+    total = np.zeros(x.shape, np.float64)
+    for shift in shifts:
+        denoised = wavelet_kernels.denoise_wavelet(np.roll(x, shift, axis=axes), 9.0, wavelet_levels=levels)
+        total += np.roll(denoised, tuple(-k for k in shift), axis=axes)
+    expected = (total / len(shifts)).astype(np.float32)
+    monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 8)  # tiles (and threads) from 8 values
+    assert wavelet_kernels.spins_in_tiles(x.shape, "db1", levels, len(shifts))
+    np.testing.assert_array_equal(wavelet_kernels.cycle_spin(x, 9.0, shifts, wavelet_levels=levels), expected)
+    np.testing.assert_array_equal(wavelet_kernels.cycle_spin(x, 9.0, shifts, wavelet_levels=levels, threads=3),
+                                  expected)
+
+
+@pytest.mark.parametrize("in_tiles", [False, True])
+def test_wavelet_cycle_spin_reports_each_shift_and_stops_when_cancelled(in_tiles, monkeypatch):
+    if in_tiles:
+        monkeypatch.setattr(wavelet_kernels, "_MIN_VALUES_PER_THREAD", 8)
     x = noisy_image((40, 40), seed=1)
+    assert wavelet_kernels.spins_in_tiles(x.shape, "db1", None, 2) == in_tiles
     shifts = list(itertools.product((0, 1), repeat=2))
     reports = []
 
@@ -436,7 +460,7 @@ def test_a_tiled_wavelet_stops_between_tiles_once_cancelled(monkeypatch):
     real = wavelet_kernels._tile_pass
 
     def counting(*args):
-        calls.append(args[-2])  # reconstruct
+        calls.append(args[13])  # reconstruct
         return real(*args)
 
     monkeypatch.setattr(wavelet_kernels, "_tile_pass", counting)

@@ -465,12 +465,16 @@ def wavelet(
     )
     haar = wavelet_name in wavelet_kernels.HAAR_NAMES
     runs = 2 ** len(axes) if cycle_spin else 1
+    slice_shape = tuple(image.shape[ax] for ax in axes)
+    if cycle_spin and wavelet_kernels.spins_in_tiles(slice_shape, wavelet_name, wavelet_levels, runs):
+        spinning = 2.0  # the float64 sum; each shift goes through the tiles (1/8 or less, below)
+    else:
+        spinning = 4.0 if cycle_spin else 0.0  # a shifted copy, its shrinkage and the float64 sum
     cost = Cost(
         WAVELET_SECONDS_PER_VOXEL["haar" if haar else "other"] * runs,
         # coefficients (Haar: 1.15-1.34 slices level by level, plus a float32 copy of a small
-        # integer slice; 1/8 or less in tiles; PyWavelets: its copies); cycle spinning: a shifted
-        # copy, its result and the float64 sum
-        work_arrays=(2.0 if haar else 6.0) + (4.0 if cycle_spin else 0.0),
+        # integer slice; 1/8 or less in tiles; PyWavelets: its copies)
+        work_arrays=(2.0 if haar else 6.0) + spinning,
         over_halo=True,
     )
     return FilterOp(

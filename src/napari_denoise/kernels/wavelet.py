@@ -31,14 +31,20 @@ detail coefficients with ``pywt.threshold`` and reconstructs with
   passes (:func:`_haar_denoise`): the fine sub-bands are never stored for
   the whole slice, threads take whole tiles, and the values are bit for bit
   those of the level-by-level transform;
-* cycle spinning (:func:`cycle_spin`) shifts, shrinks and adds back through
-  reused buffers in compiled row loops.
+* cycle spinning (:func:`cycle_spin`) of a slice of 1 Mi values or more
+  runs each shift as one tiled transform that reads the slice at its rolled
+  places and adds each reconstructed tile into the float64 sum at the
+  unshifted places (no shifted copy, no full-size shrinkage per shift); a
+  smaller slice shifts, shrinks and adds back through reused buffers in
+  compiled row loops.
 
 Results agree with scikit-image to float32 precision. Work memory: level by
 level (one thread, up to 8 Mi float32 values or 2 Mi of another dtype, which
 is first copied to float32), the coefficients, about 1.15 float32 arrays of
 the slice in 3-D and 1.34 in 2-D; in tiles, the coarse levels (at most 1/8
-of the slice, usually 1/64 or less) and a few hundred KB per thread.
+of the slice, usually 1/64 or less) and a few hundred KB per thread; cycle
+spinning adds its float64 sum (two float32 arrays of the slice) and, below
+1 Mi values, a shifted copy and a shrinkage (two more).
 Everything runs without the GIL, so independent slices run in parallel on
 the scheduler's threads.
 """
@@ -401,21 +407,25 @@ def cycle_spin(block, sigma, shifts, *, wavelet_name="db1", threshold_mode="soft
     ``shifts`` (tuples, one entry per axis, the first all zeros) and shifted back,
     as ``skimage.restoration.cycle_spin``; float32, summed in float64.
 
-    The shifted copies and the shrinkages go through two reused buffers, and
-    the sum is taken row by row in compiled loops that read the shifted rows
-    in place (``np.roll`` allocated two arrays per shift and summed through
-    numpy's casting loops: 2/3 of a cycle-spun 1024×1024 call). With a
-    ``token``, progress is reported after each shift and ``None`` returned
-    once it is cancelled.
+    The Haar wavelet on a slice of 1 Mi values or more takes each shift
+    through its tiles (:func:`_cycle_spin_in_tiles`). Otherwise the shifted
+    copies and the shrinkages go through two reused buffers, and the sum is
+    taken row by row in compiled loops that read the shifted rows in place
+    (``np.roll`` allocated two arrays per shift and summed through numpy's
+    casting loops: 2/3 of a cycle-spun 1024×1024 call). With a ``token``,
+    progress is reported after each shift and ``None`` returned once it is
+    cancelled.
     """
     levels = default_levels(block.shape, wavelet_name) if wavelet_levels is None else int(wavelet_levels)
     soft = threshold_mode == "soft"
+    result = np.empty(block.shape, np.float32) if out is None else out
+    if spins_in_tiles(block.shape, wavelet_name, levels, len(shifts)):
+        return _cycle_spin_in_tiles(block, sigma, shifts, levels, soft, method, result, threads, token)
     source = as_3d(block)
     rows = source.shape[0] * source.shape[1]
     shifted = np.empty_like(source)
     denoised = np.empty(source.shape, np.float32)
     total = np.empty(source.shape, np.float64)
-    result = np.empty(block.shape, np.float32) if out is None else out
     in_place = result.flags.c_contiguous  # the last sum is written straight into it
     target = as_3d(result) if in_place else np.empty(source.shape, np.float32)
     with Team(_threads_for(block, wavelet_name, threads)) as team:
@@ -441,6 +451,56 @@ def cycle_spin(block, sigma, shifts, *, wavelet_name="db1", threshold_mode="soft
         target[...] = total
     if not in_place:
         result[...] = target.reshape(result.shape)
+    return result
+
+
+def spins_in_tiles(shape, wavelet_name, levels, shifts: int) -> bool:
+    """Whether :func:`cycle_spin` of a slice of ``shape`` over ``shifts`` shifts takes
+    them through the Haar transform's tiles (:func:`_cycle_spin_in_tiles`) rather than
+    through whole shifted copies (``levels``: the transform's, None for the default).
+
+    From :data:`_MIN_VALUES_PER_THREAD` values: a smaller slice's copies stay in
+    cache, and its tiles cost more than they save (16×128×128, one level: 4.9 ms
+    with copies, 8–14 ms in tiles; 511×511 1.7 against 2.3 ms), while a larger
+    one gains (1024×1024 15 → 9 ms, 64×256×256 on two threads 99–104 → 66–94 ms).
+    """
+    if wavelet_name not in HAAR_NAMES or not 2 <= len(shape) <= 3 or shifts < 2:
+        return False
+    levels = default_levels(tuple(shape), wavelet_name) if levels is None else levels
+    return levels >= 1 and math.prod(shape) >= _MIN_VALUES_PER_THREAD
+
+
+def _cycle_spin_in_tiles(block, sigma, shifts, levels, soft, method, result, threads, token):
+    """:func:`cycle_spin` of the Haar wavelet, each shift one tiled transform
+    (:func:`_haar_tiles`) that reads the slice at its rolled places and adds its
+    reconstruction, tile by tile, to the float64 sum at the unshifted places.
+
+    The same sums in the same order as the copies' path, so the same values bit
+    for bit; but the slice's shifted copy and each shift's full-size shrinkage
+    (two float32 arrays of the slice, written and read back per shift) are gone.
+    """
+    source = as_3d(block)
+    active_z = block.ndim == 3
+    total = np.empty(source.shape, np.float64)
+    in_place = result.flags.c_contiguous
+    final = as_3d(result) if in_place else np.empty(source.shape, np.float32)
+    scale = np.float64(1.0 / len(shifts))
+    flag = _flag_of(token)
+    with Team(_threads_for(block, "db1", threads)) as team:
+        layout = _layout(source.shape, levels, active_z, True, team.threads, source.dtype == np.float32, True)
+        for done, shift in enumerate(shifts):
+            if token is not None and token.cancelled:
+                return None
+            mode = _SPIN_SET if done == 0 else _SPIN_LAST if done == len(shifts) - 1 else _SPIN_ADD
+            shift3 = np.array((0,) * (3 - block.ndim) + tuple(shift), np.int64)
+            _haar_tiles(source, final, layout, active_z, sigma, method, soft, team, flag,
+                        (shift3, total, final, scale, mode))
+            if token is not None and token.cancelled:
+                return None
+            if token is not None:
+                token.report(done + 1, len(shifts))
+    if not in_place:
+        result[...] = final.reshape(result.shape)
     return result
 
 
@@ -474,12 +534,13 @@ def _denoise(block, sigma, levels, soft, method, wavelet_name, out, team, flag):
 
 
 def _tile_plan(shape, levels: int, active_z: bool, active_y: bool, threads: int,
-               float32: bool = True) -> tuple[int, int, int]:
+               float32: bool = True, always: bool = False) -> tuple[int, int, int]:
     """``(depth, side, tiles)``: the slice (as 3-D) is cut into ``tiles`` tiles
     of ``side = 2**depth`` rows along axis 1 (and planes along axis 0 in 3-D)
     by the whole last axis, each transformed ``depth`` levels on its own;
     ``(0, 0, 0)`` for no tiles (1-D, or small enough for one thread; see
-    :data:`_MIN_TILED_VALUES`, which applies to ``float32`` slices).
+    :data:`_MIN_TILED_VALUES`, which applies to ``float32`` slices; ``always``
+    tiles any slice of two or more axes, as a cycle-spinning step needs).
 
     The Haar transform of ``2**depth`` samples needs no others for ``depth``
     levels, so a tile starting at multiples of ``2**depth`` gets exactly the
@@ -488,7 +549,7 @@ def _tile_plan(shape, levels: int, active_z: bool, active_y: bool, threads: int,
     :data:`_TILE_VALUES` values.
     """
     smallest = _MIN_TILED_VALUES if float32 else _MIN_TILED_CONVERTED_VALUES
-    if not active_y or levels < 1 or (threads == 1 and math.prod(shape) < smallest):
+    if not active_y or levels < 1 or (not always and threads == 1 and math.prod(shape) < smallest):
         return 0, 0, 0
     depth = 1
     while depth < levels and (2 << depth) ** (2 if active_z else 1) * shape[2] <= _TILE_VALUES:
@@ -499,7 +560,7 @@ def _tile_plan(shape, levels: int, active_z: bool, active_y: bool, threads: int,
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(shape, levels: int, active_z: bool, active_y: bool, threads: int, float32: bool):
+def _layout(shape, levels: int, active_z: bool, active_y: bool, threads: int, float32: bool, always: bool = False):
     """A slice's level shapes, tile plan (:func:`_tile_plan`) and the offsets of each
     level in the sub-band and row-sum buffers: ``(shapes, level_shapes, depth, side,
     tiles, band_offsets, square_offsets)``.
@@ -514,7 +575,7 @@ def _layout(shape, levels: int, active_z: bool, active_y: bool, threads: int, fl
         shapes.append(((a[0] + 1) // 2 if active_z else a[0], (a[1] + 1) // 2 if active_y else a[1],
                        (a[2] + 1) // 2))
     level_shapes = np.array(shapes[1:], np.int64).reshape(-1, 3)
-    depth, side, tiles = _tile_plan(shape, levels, active_z, active_y, threads, float32)
+    depth, side, tiles = _tile_plan(shape, levels, active_z, active_y, threads, float32, always)
     # the coarse levels' sub-bands (the tiles' are their own), and every level's row sums of
     # squares, in one buffer each: offsets for the compiled code
     band_sizes = [nb * math.prod(s) if level >= depth else 0 for level, s in enumerate(shapes[1:])]
@@ -551,8 +612,43 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team, flag):
     if levels == 0:
         result[...] = source
         return result.reshape(block.shape)
-    shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets = _layout(
-        source.shape, levels, active_z, active_y, team.threads, source.dtype == np.float32)
+    layout = _layout(source.shape, levels, active_z, active_y, team.threads, source.dtype == np.float32)
+    if not layout[2]:  # depth 0: untiled
+        # level by level, on one thread, through the same compiled code as the coarse levels
+        whole = source
+        if source.dtype != np.float32 or not source.flags.c_contiguous:
+            whole = work_array("wavelet input", source.shape)
+            whole[...] = source
+        _, level_shapes, _, _, _, band_offsets, square_offsets = layout
+        flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
+        flat_squares = np.zeros(int(square_offsets[-1]), np.float64)
+        thresholds = np.zeros((levels, nb), np.float32)
+        for reconstruct in (False, True):
+            _coarse_levels(whole, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, 0, active_z,
+                           active_y, np.float64(sigma), method == "VisuShrink", block.size, soft, thresholds, result,
+                           reconstruct)
+        return result.reshape(block.shape)
+    _haar_tiles(source, result, layout, active_z, sigma, method, soft, team, flag, _NO_SPIN)
+    return result.reshape(block.shape)
+
+
+# How a tile's reconstruction is used (the last argument of _tile_pass): written to the
+# output (plain shrinkage), or one step of cycle spinning, taken into its float64 sum at the
+# unshifted places: the first shift sets the sum, the others add to it, and the last writes
+# (sum + its own) × 1/len(shifts) into the output instead.
+_WRITE, _SPIN_SET, _SPIN_ADD, _SPIN_LAST = 0, 1, 2, 3
+# plain shrinkage: no shift, no sum
+_NO_SPIN = (np.zeros(3, np.int64), np.empty((0, 0, 0), np.float64), np.empty((0, 0, 0), np.float32),
+            np.float64(1.0), _WRITE)
+
+
+def _haar_tiles(source, result, layout, active_z, sigma, method, soft, team, flag, spin):
+    """The tiled transform of :func:`_haar_denoise` (``layout`` from :func:`_layout`,
+    with tiles) of the 3-D ``source``, into ``result`` or, for a cycle-spinning step,
+    read shifted and taken into the sum as ``spin = (shift, total, final, scale, mode)``
+    says (see :data:`_WRITE`)."""
+    shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets = layout
+    levels, nb = len(shapes) - 1, 8 if active_z else 4  # tiles: axis 1 is always transformed
     # this thread's work arrays: the frames of a time-lapse reuse them instead of faulting in
     # fresh pages for each (see scratch)
     flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
@@ -560,37 +656,27 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team, flag):
     thresholds = np.zeros((levels, nb), np.float32)
     visu = method == "VisuShrink"
     sigma = np.float64(sigma)
-    if not depth:
-        # level by level, on one thread, through the same compiled code as the coarse levels
-        whole = source
-        if source.dtype != np.float32 or not source.flags.c_contiguous:
-            whole = work_array("wavelet input", source.shape)
-            whole[...] = source
-        for reconstruct in (False, True):
-            _coarse_levels(whole, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, 0, active_z,
-                           active_y, sigma, visu, block.size, soft, thresholds, result, reconstruct)
-        return result.reshape(block.shape)
+    size = math.prod(shapes[0])
     # the level-`depth` approximation: the tiles' first pass writes it, the coarse levels
     # transform it and put its reconstruction back, the second pass reads that
     coarse = np.empty(shapes[depth], np.float32)
 
     def tile_pass(first, stop, reconstruct):
         _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, side,
-                   first, stop, active_z, soft, reconstruct, flag)
+                   first, stop, active_z, soft, reconstruct, flag, *spin)
 
     pieces = split_evenly(tiles, team.threads)
     team.map(tile_pass, [(first, stop, False) for first, stop in pieces])
     if flag[0]:
-        return result.reshape(block.shape)  # cancelled: unfinished, and dropped by the caller
+        return  # cancelled: unfinished, and dropped by the caller
     # The coarse levels on this thread: at most 1/8 of the slice (1/64 or less but for rows of
     # more than 16 Ki values), while a hand-off per level and direction costs up to a
     # millisecond. These are separate compiled calls, not one (numba would compile the tile
     # pass and the coarse levels again inside it: 10 s more for a first call).
     for reconstruct in (False, True):
         _coarse_levels(coarse, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, depth, active_z,
-                       active_y, sigma, visu, block.size, soft, thresholds, coarse, reconstruct)
+                       True, sigma, visu, size, soft, thresholds, coarse, reconstruct)
     team.map(tile_pass, [(first, stop, True) for first, stop in pieces])
-    return result.reshape(block.shape)
 
 
 @jit
@@ -614,7 +700,7 @@ def _thresholds(flat_squares, square_offsets, level_shapes, sigma, visu, size, t
 
 @jit
 def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shapes, thresholds, depth, side,
-               first, stop, active_z, soft, reconstruct, flag):
+               first, stop, active_z, soft, reconstruct, flag, shift, total, final, scale, mode):
     """Tiles ``first:stop`` of :func:`_haar_denoise`, first (``reconstruct``
     False) or second pass.
 
@@ -631,6 +717,12 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
     The transforms see only float32 arrays, through one call each: numba
     compiles the row kernels once, not once per input dtype and call (which
     had made a first call compile for 24 s).
+
+    A cycle-spinning step (``mode`` other than :data:`_WRITE`) reads ``source``
+    as ``np.roll(source, shift)`` (each tile row copied from its rolled place,
+    in two pieces) and takes each reconstructed tile into ``total`` at its
+    unshifted places (:func:`_spin_rows`): no shifted copy of the slice and
+    no full-size shrinkage are written or read back.
     """
     nb = 8 if active_z else 4
     nz, ny, nx = source.shape
@@ -644,6 +736,7 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
         y_rows[level + 1] = (y_rows[level] + 1) // 2
         band_starts[level + 1] = band_starts[level] + nb * z_rows[level + 1] * y_rows[level + 1] * level_shapes[level, 2]
     buffer = np.empty(band_starts[depth], np.float32)
+    kx = shift[2] % nx
     tile_values = np.empty(z_rows[0] * y_rows[0] * nx, np.float32)
     tile_squares = np.empty(nb * z_rows[1] * y_rows[1], np.float64)
     for tile in range(first, stop):
@@ -657,9 +750,12 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
             z_rows[level + 1] = (z_rows[level] + 1) // 2 if active_z else 1
             y_rows[level + 1] = (y_rows[level] + 1) // 2
         finer = tile_values[:z_rows[0] * y_rows[0] * nx].reshape((z_rows[0], y_rows[0], nx))
+        tile = finer  # the tile at full resolution: its input, and a spinning step's reconstruction
         for k in range(z_rows[0]):
             for j in range(y_rows[0]):
-                _copy(source[z_start + k, y_start + j], finer[k, j])
+                row = source[(z_start + k - shift[0]) % nz, (y_start + j - shift[1]) % ny]
+                _copy(row[:nx - kx], finer[k, j, kx:])
+                _copy(row[nx - kx:], finer[k, j, :kx])
         for level in range(depth):
             z, y, x = z_rows[level + 1], y_rows[level + 1], level_shapes[level, 2]
             bands = buffer[band_starts[level]:band_starts[level] + nb * z * y * x].reshape((nb, z, y, x))
@@ -685,12 +781,16 @@ def _tile_pass(source, result, coarse, flat_squares, square_offsets, level_shape
             z, y, x = z_rows[level + 1], y_rows[level + 1], level_shapes[level, 2]
             bands = buffer[band_starts[level]:band_starts[level] + nb * z * y * x].reshape((nb, z, y, x))
             target, z_offset, y_offset = result, z_start, y_start
+            if mode != _WRITE:
+                target, z_offset, y_offset = tile, 0, 0  # its input is no longer read
             if level > 0:
                 zf, yf, xf = z_rows[level], y_rows[level], level_shapes[level - 1, 2]
                 finer_bands = buffer[band_starts[level - 1]:band_starts[level - 1] + nb * zf * yf * xf]
                 target, z_offset, y_offset = finer_bands.reshape((nb, zf, yf, xf))[0], 0, 0
             _haar_inverse(bands[0], bands, thresholds[level], soft, target, z_offset, y_offset, active_z, True, 0,
                           z * y)
+        if mode != _WRITE:
+            _spin_rows(tile, z_start, y_start, shift, total, final, scale, mode)
 
 
 @jit
@@ -782,6 +882,37 @@ def _add_rolled_rows(total, src, shift_z, shift_y, shift_x, scale, out, lo, hi):
         else:
             _add(t[:nx - k], s[k:])
             _add(t[nx - k:], s[:k])
+
+
+@jit
+def _spin_rows(tile, z_start, y_start, shift, total, final, scale, mode):
+    """A cycle-spinning step's reconstructed tile (rows of the shifted slice from
+    ``(z_start, y_start)``) into the float64 ``total`` at its unshifted places, as
+    :func:`_add_rolled_rows` takes a whole shifted shrinkage: set (``_SPIN_SET``),
+    added (``_SPIN_ADD``), or ``final = (total + tile) * scale`` (``_SPIN_LAST``)."""
+    nz, ny, nx = total.shape
+    k = shift[2] % nx
+    for a in range(tile.shape[0]):
+        for b in range(tile.shape[1]):
+            z, y = (z_start + a - shift[0]) % nz, (y_start + b - shift[1]) % ny
+            s = tile[a, b]
+            t = total[z, y]
+            if mode == _SPIN_SET:
+                _set(t[:nx - k], s[k:])
+                _set(t[nx - k:], s[:k])
+            elif mode == _SPIN_ADD:
+                _add(t[:nx - k], s[k:])
+                _add(t[nx - k:], s[:k])
+            else:
+                o = final[z, y]
+                _scaled_sum(t[:nx - k], s[k:], scale, o[:nx - k])
+                _scaled_sum(t[nx - k:], s[:k], scale, o[nx - k:])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _set(total, src):
+    for x in range(total.size):
+        total[x] = np.float64(src[x])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
