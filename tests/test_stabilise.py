@@ -99,6 +99,32 @@ def test_transform_dask_in_dask_out_and_arguments_checked():
         nd.inverse_anscombe(x, method="fast")
 
 
+@pytest.mark.parametrize("shape", [(7,), (5, 9), (3, 4, 6), (2, 1, 3, 5)])
+def test_transforms_piece_by_piece_equal_the_whole_array_formulas(shape, monkeypatch):
+    # pieces of 4 values (across whole rows, or within one): the float64 formulas are
+    # elementwise, so the float32 results are the same bit for bit, into a strided out too
+    from napari_denoise.filters import stabilise
+
+    monkeypatch.setattr(stabilise, "_PIECE_VALUES", 4)
+    pieces = list(stabilise._pieces(shape, 4))
+    covered = np.zeros(shape, int)
+    for index in pieces:
+        covered[index] += 1
+    assert (covered == 1).all()
+    rng = np.random.default_rng(len(shape))
+    model = nd.NoiseModel(2.5, 100.0, 4.0)
+    x = np.array(100 + 2.5 * rng.poisson(6.0, shape) + rng.normal(0, 4, shape), np.float32).reshape(shape)
+    x[(0,) * len(shape)] = np.nan
+    forward = stabilise._forward64(x, model).astype(np.float32)
+    np.testing.assert_array_equal(nd.anscombe(x, model), forward)
+    for method in stabilise.INVERSE_METHODS:
+        whole = stabilise._inverse64(forward, model, method).astype(np.float32)
+        np.testing.assert_array_equal(nd.inverse_anscombe(forward, model, method=method), whole)
+        strided = np.full(shape[:-1] + (2 * shape[-1],), -1.0, np.float32)[..., ::2]
+        stabilise._inverse_block(forward, model, method, strided)
+        np.testing.assert_array_equal(strided, whole)
+
+
 # -- noise_model= on the denoisers -----------------------------------------------------------------
 @pytest.mark.parametrize("name", list(STABILISED))
 def test_gaussian_choice_is_bit_identical_to_the_plain_denoiser(name):
