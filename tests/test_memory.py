@@ -133,6 +133,7 @@ def test_estimate_covers_measured_peak_when_stabilised(name):
     estimate = _memory.estimate_memory(op, a, tile_layout(op, a.shape, workers), workers)
     out = a.size * 4
     assert peak <= 1.25 * estimate, f"{name}: peak {peak / 2**20:.1f} MiB, estimate {estimate / 2**20:.1f} MiB"
-    # measured 7.6x, 6.4x, 6.1x and 9.6x; 9.7x, 8.5x, 10.4x and 11.0x with whole-slice expressions
-    most = {"bilateral": 8.5, "total_variation": 7.5, "wavelet": 7.5, "non_local_means": 10.5}[name]
+    # measured 5.9-7.4x, 6.3-6.6x, 6.1x and 9.5-10.3x (its threads vary it); with whole-slice
+    # float64 expressions 9.7-10.5x, 8.5-10.5x, 9.6-16.6x and 10.8-11.0x
+    most = {"bilateral": 8.5, "total_variation": 7.5, "wavelet": 7.5, "non_local_means": 12.0}[name]
     assert peak <= most * out, f"{name}: peak {peak / out:.1f}x the output"
