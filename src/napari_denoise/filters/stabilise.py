@@ -41,6 +41,7 @@ from scipy import special
 
 from .._filter_op import VALUE_AND_SLOPE, Cost, FilterOp
 from .._params import as_image, check_choice, is_lazy
+from ..kernels.exact_inverse import ExactInverseTable, exact_photons
 from .noise import NoiseModel, assumed_noise_level, noise_model_of_slice
 
 __all__ = [
@@ -255,13 +256,16 @@ def _exact_table(normalised_sigma: float) -> tuple[np.ndarray, np.ndarray]:
     return expectation, photons
 
 
+@functools.lru_cache(maxsize=32)
+def _exact_lookup(normalised_sigma: float) -> ExactInverseTable:
+    return ExactInverseTable(*_exact_table(normalised_sigma))
+
+
 def _exact_photons(values: np.ndarray, normalised_sigma: float) -> np.ndarray:
-    expectation, photons = _exact_table(round(float(normalised_sigma), 6))
-    photons_out = np.interp(values, expectation, photons, left=0.0)
-    beyond = values > expectation[-1]
-    if np.any(beyond):
-        photons_out[beyond] = _closed_form_photons(values[beyond], normalised_sigma)
-    return np.where(np.isnan(values), np.nan, photons_out)
+    """``np.interp(values, expectation, photons, left=0)`` on the table, the closed form
+    beyond it and NaN for NaN, through the compiled lookup (:mod:`..kernels.exact_inverse`:
+    the same numbers, without a bisection per value)."""
+    return exact_photons(values, _exact_lookup(round(float(normalised_sigma), 6)), normalised_sigma)
 
 
 # -- the noise_model option of the denoisers -----------------------------------------------
