@@ -200,9 +200,9 @@ def memory_lines(memory) -> list[str]:
     return lines
 
 
-#: RESULTS.md from this line on holds the tables of denoisers.py and block_matching.py
+#: RESULTS.md from this line on holds the tables of denoisers.py, stabilise.py and block_matching.py
 #: (separate scripts, much longer runs): a rewrite by this script keeps them.
-KEPT_FROM = "<!-- from here on: tables of benchmarks/denoisers.py and benchmarks/block_matching.py (run.py keeps them) -->"
+KEPT_FROM = "<!-- from here on: tables of benchmarks/denoisers.py, stabilise.py and block_matching.py (run.py keeps them) -->"
 
 
 def _kept_sections(path: Path) -> str:
