@@ -140,6 +140,24 @@ def test_gaussian_choice_is_bit_identical_to_the_plain_denoiser(name):
 
 
 @pytest.mark.parametrize("name", list(STABILISED))
+def test_slice_context_does_not_transform_the_slice_it_does_not_read(name, monkeypatch):
+    # the contexts only ask a stabilised slice for its noise level (1): the transform runs on
+    # the tiles the kernel denoises, not once more on the whole slice for the context
+    from napari_denoise.filters import stabilise
+
+    _, x = photon_image(peak=15.0, gain=2.0, offset=100.0, read_sigma=1.0)
+    op = getattr(nd, name).op(x, noise_model="poisson", **STABILISED[name])
+    transformed = []
+    real = stabilise._forward_block
+    monkeypatch.setattr(stabilise, "_forward_block", lambda *a: transformed.append(a[0].shape) or real(*a))
+    model, _ = op.context(x, _scheduler.TileToken(np.zeros(1, np.uint8)))
+    assert model.kind == "poisson-gaussian" and transformed == []
+    lazy = stabilise._StabilisedSlice(x, model)  # read as an array, it is the transform
+    np.testing.assert_array_equal(np.asarray(lazy), real(x, model))
+    assert lazy.shape == x.shape and np.asarray(lazy, np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("name", list(STABILISED))
 def test_poisson_is_stabilise_denoise_invert(name):
     function = getattr(nd, name)
     clean, x = photon_image(peak=15.0, gain=2.0, offset=100.0, read_sigma=1.0)

@@ -323,6 +323,25 @@ def _slice_model(piece, choice, token) -> NoiseModel | None:
     return model
 
 
+class _StabilisedSlice:
+    """A slice's stabilised values (:func:`_forward_block`), computed when first read as an array.
+
+    The denoisers' contexts read a stabilised slice only for its noise level,
+    which is 1 by construction (:func:`assumed_noise_level`), so they never
+    read it: transforming the whole slice for them cost a pass over it and
+    4 bytes per voxel for nothing. A context that does read it gets the values.
+    """
+
+    def __init__(self, piece, model):
+        self._piece, self._model, self._values = piece, model, None
+        self.shape, self.ndim, self.size, self.dtype = piece.shape, piece.ndim, piece.size, np.dtype(np.float32)
+
+    def __array__(self, dtype=None, copy=None):
+        if self._values is None:
+            self._values = _forward_block(self._piece, self._model)
+        return self._values if dtype is None else self._values.astype(dtype, copy=bool(copy))
+
+
 def _stabilised_context(piece, token, *, inner, choice):
     model = _slice_model(piece, choice, token)
     if model is None:
@@ -330,7 +349,7 @@ def _stabilised_context(piece, token, *, inner, choice):
     if inner is None:
         return model, None
     with assumed_noise_level(1.0):
-        return model, inner(_forward_block(piece, model), token)
+        return model, inner(_StabilisedSlice(np.asarray(piece), model), token)
 
 
 def _on_stabilised(block, keep, out, context, token, inner):
