@@ -77,11 +77,9 @@ def stack():
     return np.random.default_rng(0).integers(0, 4000, (16, 256, 512)).astype(np.uint16)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("name", sorted(FILTERS))
-def test_estimate_covers_measured_peak(stack, name):
-    # every filter, as one volume (its noise estimate then covers the whole volume)
-    a = stack
+def _peak_and_estimate(name, a):
+    """``(peak, estimate, op)``: the RSS growth of one call of filter ``name`` on ``a`` (with
+    its test kwargs, after a small warm-up call) and the memory guard's estimate for it."""
     fn = getattr(nd, name)
     kwargs = FILTERS[name]
     fn(a[:2, :24, :24], **kwargs)  # imports, compiled-kernel cache
@@ -91,7 +89,15 @@ def test_estimate_covers_measured_peak(stack, name):
         pytest.skip("cannot reset the RSS high-water mark")
     workers = default_workers()
     op = fn.op(a, **kwargs)
-    estimate = _memory.estimate_memory(op, a, tile_layout(op, a.shape, workers), workers)
+    return peak, _memory.estimate_memory(op, a, tile_layout(op, a.shape, workers), workers), op
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_estimate_covers_measured_peak(stack, name):
+    # every filter, as one volume (its noise estimate then covers the whole volume)
+    a = stack
+    peak, estimate, op = _peak_and_estimate(name, a)
     out = a.size * np.dtype(op.out_dtype).itemsize
     if name in ("gaussian", "median", "sobel", "gradient_magnitude"):
         assert peak <= 1.7 * out  # tiled compiled kernels: never far above the output
@@ -120,17 +126,8 @@ def test_estimate_covers_measured_peak_when_stabilised(name):
     rng = np.random.default_rng(0)
     clean = (np.sin(np.arange(512) / 9.0) + 1.5) * 20
     a = rng.poisson(np.broadcast_to(clean, (16, 256, 512))).astype(np.uint16)
-    fn = getattr(nd, name)
-    kwargs = FILTERS[name]
-    fn(a[:2, :24, :24], **kwargs)
-    gc.collect()
-    peak = _peak_growth(lambda: fn(a, **kwargs))
-    if peak is None:
-        pytest.skip("cannot reset the RSS high-water mark")
-    workers = default_workers()
-    op = fn.op(a, **kwargs)
+    peak, estimate, op = _peak_and_estimate(name, a)
     assert op.params["noise_model"] == "auto"
-    estimate = _memory.estimate_memory(op, a, tile_layout(op, a.shape, workers), workers)
     out = a.size * 4
     assert peak <= 1.25 * estimate, f"{name}: peak {peak / 2**20:.1f} MiB, estimate {estimate / 2**20:.1f} MiB"
     # measured 5.9-7.4x, 6.3-6.6x, 6.1x and 9.5-10.3x (its threads vary it); with whole-slice
