@@ -117,9 +117,11 @@ def test_transforms_piece_by_piece_equal_the_whole_array_formulas(shape, monkeyp
     x[(0,) * len(shape)] = np.nan
     forward = stabilise._forward64(x, model).astype(np.float32)
     np.testing.assert_array_equal(nd.anscombe(x, model), forward)
+    np.testing.assert_array_equal(stabilise._forward_block(x, model, threads=3), forward)  # pieces on threads
     for method in stabilise.INVERSE_METHODS:
         whole = stabilise._inverse64(forward, model, method).astype(np.float32)
         np.testing.assert_array_equal(nd.inverse_anscombe(forward, model, method=method), whole)
+        np.testing.assert_array_equal(stabilise._inverse_block(forward, model, method, threads=3), whole)
         strided = np.full(shape[:-1] + (2 * shape[-1],), -1.0, np.float32)[..., ::2]
         stabilise._inverse_block(forward, model, method, strided)
         np.testing.assert_array_equal(strided, whole)

@@ -42,6 +42,7 @@ from scipy import special
 from .._filter_op import VALUE_AND_SLOPE, Cost, FilterOp
 from .._params import as_image, check_choice, is_lazy
 from ..kernels.exact_inverse import ExactInverseTable, exact_photons
+from ..kernels.threads import Team, split_evenly, threads_of
 from .noise import NoiseModel, assumed_noise_level, noise_model_of_slice
 
 __all__ = [
@@ -145,17 +146,26 @@ def _pieces(shape, values: int = _PIECE_VALUES):
         yield (slice(start, min(start + step, shape[0])),)
 
 
-def _piecewise(function, block, out):
+def _piecewise(function, block, out, threads: int = 1):
     """``out[...] = function(block)`` for an elementwise ``function``, piece by piece
-    (:func:`_pieces`): the same values, without full-size temporaries."""
-    for index in _pieces(block.shape):
-        out[index] = function(block[index])
+    (:func:`_pieces`): the same values, without full-size temporaries; the pieces
+    shared among up to ``threads`` threads (NumPy's loops and the compiled lookup
+    release the GIL), which leaves every value as it is."""
+    pieces = list(_pieces(block.shape))
+
+    def run(first, stop):
+        for index in pieces[first:stop]:
+            out[index] = function(block[index])
+
+    parts = max(1, min(threads, len(pieces)))
+    with Team(parts) as team:
+        team.map(run, split_evenly(len(pieces), parts))
     return out
 
 
-def _forward_block(block, model):
+def _forward_block(block, model, threads: int = 1):
     block = np.asarray(block)
-    return _piecewise(partial(_forward64, model=model), block, np.empty(block.shape, np.float32))
+    return _piecewise(partial(_forward64, model=model), block, np.empty(block.shape, np.float32), threads)
 
 
 def inverse_anscombe(image, model: NoiseModel | None = None, *, method: str = "exact"):
@@ -189,10 +199,10 @@ def inverse_anscombe(image, model: NoiseModel | None = None, *, method: str = "e
     return _inverse_block(image, model, method)
 
 
-def _inverse_block(block, model, method="exact", out=None):
+def _inverse_block(block, model, method="exact", out=None, threads: int = 1):
     block = np.asarray(block)
     return _piecewise(partial(_inverse64, model=model, method=method), block,
-                      np.empty(block.shape, np.float32) if out is None else out)
+                      np.empty(block.shape, np.float32) if out is None else out, threads)
 
 
 def _inverse64(block, model, method):
@@ -359,12 +369,12 @@ def _on_stabilised(block, keep, out, context, token, inner):
     if model is None:
         return None, inner(block, keep, out, inner_context, token)
     with assumed_noise_level(1.0):
-        return model, inner(_forward_block(block, model), keep, None, inner_context, token)
+        return model, inner(_forward_block(block, model, threads_of(token)), keep, None, inner_context, token)
 
 
 def _stabilised_kernel(block, keep, out, context, token, *, inner):
     model, result = _on_stabilised(block, keep, out, context, token, inner)
-    return result if model is None else _inverse_block(result, model, "exact", out)
+    return result if model is None else _inverse_block(result, model, "exact", out, threads_of(token))
 
 
 #: Step of the central difference that gives the inverse transform's slope, in
