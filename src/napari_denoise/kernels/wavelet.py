@@ -620,9 +620,7 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team, flag):
             whole = work_array("wavelet input", source.shape)
             whole[...] = source
         _, level_shapes, _, _, _, band_offsets, square_offsets = layout
-        flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
-        flat_squares = np.zeros(int(square_offsets[-1]), np.float64)
-        thresholds = np.zeros((levels, nb), np.float32)
+        flat_bands, flat_squares, thresholds = _shrinkage_buffers(layout, nb)
         for reconstruct in (False, True):
             _coarse_levels(whole, flat_bands, band_offsets, flat_squares, square_offsets, level_shapes, 0, active_z,
                            active_y, np.float64(sigma), method == "VisuShrink", block.size, soft, thresholds, result,
@@ -630,6 +628,16 @@ def _haar_denoise(block, sigma, levels, soft, method, out, team, flag):
         return result.reshape(block.shape)
     _haar_tiles(source, result, layout, active_z, sigma, method, soft, team, flag, _NO_SPIN)
     return result.reshape(block.shape)
+
+
+def _shrinkage_buffers(layout, nb):
+    """``(flat_bands, flat_squares, thresholds)`` for a slice of ``layout`` (:func:`_layout`)
+    with ``nb`` sub-bands per level: the stored levels' sub-bands (this thread's work array:
+    the frames of a time-lapse reuse it instead of faulting in fresh pages for each, see
+    scratch), every level's row sums of squares, and each level's band thresholds."""
+    shapes, _, _, _, _, band_offsets, square_offsets = layout
+    return (work_array("wavelet bands", (int(band_offsets[-1]),)), np.zeros(int(square_offsets[-1]), np.float64),
+            np.zeros((len(shapes) - 1, nb), np.float32))
 
 
 # How a tile's reconstruction is used (the last argument of _tile_pass): written to the
@@ -648,12 +656,7 @@ def _haar_tiles(source, result, layout, active_z, sigma, method, soft, team, fla
     read shifted and taken into the sum as ``spin = (shift, total, final, scale, mode)``
     says (see :data:`_WRITE`)."""
     shapes, level_shapes, depth, side, tiles, band_offsets, square_offsets = layout
-    levels, nb = len(shapes) - 1, 8 if active_z else 4  # tiles: axis 1 is always transformed
-    # this thread's work arrays: the frames of a time-lapse reuse them instead of faulting in
-    # fresh pages for each (see scratch)
-    flat_bands = work_array("wavelet bands", (int(band_offsets[-1]),))
-    flat_squares = np.zeros(int(square_offsets[-1]), np.float64)
-    thresholds = np.zeros((levels, nb), np.float32)
+    flat_bands, flat_squares, thresholds = _shrinkage_buffers(layout, 8 if active_z else 4)  # tiles: 2+ axes
     visu = method == "VisuShrink"
     sigma = np.float64(sigma)
     size = math.prod(shapes[0])
@@ -864,49 +867,48 @@ def _copy(src, dst):
 @jit
 def _add_rolled_rows(total, src, shift_z, shift_y, shift_x, scale, out, lo, hi):
     """``total += np.roll(src, -shift)`` (float64) for the rows ``lo:hi``; with an ``out``
-    (non-empty), ``out = (total + np.roll(src, -shift)) * scale`` instead, ``total`` unchanged.
-
-    Two segments per row, as views from index 0 (see :func:`_rolled_rows`).
-    """
+    (non-empty), ``out = (total + np.roll(src, -shift)) * scale`` instead, ``total`` unchanged."""
     nz, ny, nx = total.shape
     k = shift_x % nx
-    last = out.size > 0
+    mode = _SPIN_LAST if out.size > 0 else _SPIN_ADD
     for r in range(lo, hi):
         z, y = r // ny, r % ny
-        s = src[(z + shift_z) % nz, (y + shift_y) % ny]
-        t = total[z, y]
-        if last:
-            o = out[z, y]
-            _scaled_sum(t[:nx - k], s[k:], scale, o[:nx - k])
-            _scaled_sum(t[nx - k:], s[:k], scale, o[nx - k:])
-        else:
-            _add(t[:nx - k], s[k:])
-            _add(t[nx - k:], s[:k])
+        _into_sum(total, out, z, y, src[(z + shift_z) % nz, (y + shift_y) % ny], k, mode, scale)
 
 
 @jit
 def _spin_rows(tile, z_start, y_start, shift, total, final, scale, mode):
     """A cycle-spinning step's reconstructed tile (rows of the shifted slice from
     ``(z_start, y_start)``) into the float64 ``total`` at its unshifted places, as
-    :func:`_add_rolled_rows` takes a whole shifted shrinkage: set (``_SPIN_SET``),
-    added (``_SPIN_ADD``), or ``final = (total + tile) * scale`` (``_SPIN_LAST``)."""
+    :func:`_add_rolled_rows` takes a whole shifted shrinkage (:func:`_into_sum`)."""
     nz, ny, nx = total.shape
     k = shift[2] % nx
     for a in range(tile.shape[0]):
         for b in range(tile.shape[1]):
             z, y = (z_start + a - shift[0]) % nz, (y_start + b - shift[1]) % ny
-            s = tile[a, b]
-            t = total[z, y]
-            if mode == _SPIN_SET:
-                _set(t[:nx - k], s[k:])
-                _set(t[nx - k:], s[:k])
-            elif mode == _SPIN_ADD:
-                _add(t[:nx - k], s[k:])
-                _add(t[nx - k:], s[:k])
-            else:
-                o = final[z, y]
-                _scaled_sum(t[:nx - k], s[k:], scale, o[:nx - k])
-                _scaled_sum(t[nx - k:], s[:k], scale, o[nx - k:])
+            _into_sum(total, final, z, y, tile[a, b], k, mode, scale)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _into_sum(total, final, z, y, row, k, mode, scale):
+    """One row of a shift's shrinkage, read ``k`` samples on along the row, into row
+    ``(z, y)`` of the float64 sum: set (``_SPIN_SET``), added (``_SPIN_ADD``), or
+    ``final[z, y] = (total[z, y] + row) * scale`` with the sum unchanged (``_SPIN_LAST``).
+
+    Two segments per row, as views from index 0 (see :func:`_rolled_rows`).
+    """
+    t = total[z, y]
+    n = t.size
+    if mode == _SPIN_SET:
+        _set(t[:n - k], row[k:])
+        _set(t[n - k:], row[:k])
+    elif mode == _SPIN_ADD:
+        _add(t[:n - k], row[k:])
+        _add(t[n - k:], row[:k])
+    else:
+        o = final[z, y]
+        _scaled_sum(t[:n - k], row[k:], scale, o[:n - k])
+        _scaled_sum(t[n - k:], row[:k], scale, o[n - k:])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
