@@ -43,6 +43,16 @@ def numpy_forward(image, model):
     return ((2.0 / gain) * np.sqrt(np.maximum(radicand, 0.0))).astype(np.float32)
 
 
+def numpy_closed_form(values, normalised_sigma):
+    """Mäkitalo & Foi's closed-form approximation as a NumPy expression (as the plugin had it)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d = np.maximum(values, 1e-6)
+        root = np.sqrt(1.5)
+        photons = 0.25 * d * d + 0.25 * root / d - 1.375 / (d * d) + 0.625 * root / (d * d * d) - 0.125 \
+            - normalised_sigma**2
+    return np.maximum(np.where(np.isnan(values), np.nan, photons), 0.0)
+
+
 def numpy_inverse(image, model):
     from napari_denoise.filters import stabilise
 
@@ -52,7 +62,7 @@ def numpy_inverse(image, model):
     out = np.interp(values, expectation, photons, left=0.0)
     beyond = values > expectation[-1]
     if np.any(beyond):
-        out[beyond] = stabilise._closed_form_photons(values[beyond], normalised_sigma)
+        out[beyond] = numpy_closed_form(values[beyond], normalised_sigma)
     out = np.where(np.isnan(values), np.nan, out)
     return (model.offset + model.gain * out).astype(np.float32)
 

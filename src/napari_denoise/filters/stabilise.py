@@ -41,7 +41,7 @@ from scipy import special
 
 from .._filter_op import VALUE_AND_SLOPE, Cost, FilterOp
 from .._params import as_image, check_choice, is_lazy
-from ..kernels.exact_inverse import ExactInverseTable, exact_photons
+from ..kernels.exact_inverse import ExactInverseTable, closed_form_photons, exact_photons
 from ..kernels.threads import Team, split_evenly, threads_of
 from .noise import NoiseModel, assumed_noise_level, noise_model_of_slice
 
@@ -215,28 +215,11 @@ def _inverse64(block, model, method):
         if method == "algebraic":
             photons = np.maximum((values / 2.0) ** 2 - 0.375 - normalised_sigma**2, 0.0)
         elif method == "closed-form":
-            photons = _closed_form_photons(values, normalised_sigma)
+            photons = closed_form_photons(values, normalised_sigma)
         else:
             photons = _exact_photons(values, normalised_sigma)
         signal = model.offset + model.gain * photons
     return signal
-
-
-def _closed_form_photons(values: np.ndarray, normalised_sigma: float) -> np.ndarray:
-    """Mäkitalo & Foi's closed-form approximation of the exact unbiased inverse."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        d = np.maximum(values, 1e-6)
-        root = np.sqrt(1.5)
-        photons = (
-            0.25 * d * d
-            + 0.25 * root / d
-            - 1.375 / (d * d)
-            + 0.625 * root / (d * d * d)
-            - 0.125
-            - normalised_sigma**2
-        )
-    photons = np.where(np.isnan(values), np.nan, photons)
-    return np.maximum(photons, 0.0)
 
 
 @functools.lru_cache(maxsize=32)

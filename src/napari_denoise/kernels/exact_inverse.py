@@ -18,7 +18,7 @@ import numpy as np
 
 from .borders import jit
 
-__all__ = ["ExactInverseTable", "exact_photons"]
+__all__ = ["ExactInverseTable", "exact_photons", "closed_form_photons"]
 
 # Buckets per table: a few per interval of the ~560-entry table, so that a value's
 # interval is at most a step or two from its bucket's first one.
@@ -58,6 +58,22 @@ def exact_photons(values: np.ndarray, table: ExactInverseTable, normalised_sigma
     return out.reshape(np.shape(values))
 
 
+def closed_form_photons(values: np.ndarray, normalised_sigma: float) -> np.ndarray:
+    """Photons (float64, shape of ``values``) of Mäkitalo & Foi's closed-form approximation
+    of the exact unbiased inverse (:func:`_closed_form`), NaN for NaN."""
+    flat = np.ascontiguousarray(values, np.float64).reshape(-1)
+    out = np.empty(flat.size, np.float64)
+    _closed_forms(flat, np.float64(normalised_sigma), out)
+    return out.reshape(np.shape(values))
+
+
+@jit
+def _closed_forms(values, normalised_sigma, out):
+    for i in range(values.size):
+        x = values[i]
+        out[i] = x if np.isnan(x) else _closed_form(x, normalised_sigma)
+
+
 @jit
 def _lookup(values, xp, fp, slopes, starts, scale, normalised_sigma, out):
     n = xp.size
@@ -95,8 +111,9 @@ def _lookup(values, xp, fp, slopes, starts, scale, normalised_sigma, out):
 
 @jit
 def _closed_form(value, normalised_sigma):
-    """Mäkitalo & Foi's closed form at one value, term for term as the NumPy expression
-    in ``stabilise._closed_form_photons`` (then ``np.maximum(·, 0)``)."""
+    """Mäkitalo & Foi's closed form at one (non-NaN) value, clamped at 0 photons:
+    ``d²/4 + √1.5/(4d) − 11/(8d²) + 5√1.5/(8d³) − 1/8 − σ²`` with ``d = max(v, 1e-6)``,
+    term for term in this order (NumPy's ``np.maximum(·, 0)`` semantics at the end)."""
     d = max(value, 1e-6)
     root = np.sqrt(1.5)
     photons = (0.25 * d * d + 0.25 * root / d - 1.375 / (d * d) + 0.625 * root / (d * d * d) - 0.125
